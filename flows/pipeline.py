@@ -1,0 +1,78 @@
+"""The training pipeline as a Prefect flow: the same stage functions `dvc repro` runs, as tasks.
+
+    transferflow run [--params params.yaml]
+
+Each stage is cached on its params and the content of its inputs (StageSpec.cache_key), so a re-run
+with nothing changed skips pretraining (and everything else) and says so; a stage whose outputs were
+deleted runs again. One MLflow parent run per
+flow run, a child run per stage and per strategy.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from tasks import evaluate, finetune, prepare, pretrain, register, tokenizer
+from transferflow.config import load_params
+from transferflow.tracking import pipeline_run
+
+STAGES: list[ModuleType] = [prepare, tokenizer, pretrain, finetune, evaluate, register]
+"""Stage order of the flow; tests/test_dag_sync.py checks it against dvc.yaml."""
+
+RETRIES = {"prepare": 2, "register": 2}
+"""Stages where a retry can help: hub downloads (prepare) and a flaky tracking server (register, which
+deletes a half-made version before raising, so a retry cannot register twice)."""
+
+
+def as_task(module: ModuleType):
+    spec = module.STAGE
+    return task(
+        module.main,
+        name=spec.name,
+        cache_key_fn=lambda ctx, inputs: spec.cache_key(inputs["params"], inputs.get("strategy")),
+        persist_result=True,
+        retries=RETRIES.get(spec.name, 0),
+        retry_delay_seconds=5,
+    )
+
+
+TASKS = {module.STAGE.name: as_task(module) for module in STAGES}
+STAGE_SPECS = {module.STAGE.name: module.STAGE for module in STAGES}
+
+
+@flow(name="transferflow-pipeline")
+def pipeline(params_file: str = "params.yaml") -> dict:
+    """Data -> tokenizer -> pretraining -> fine-tuning per strategy -> evaluation -> registry."""
+    logger = get_run_logger()
+    params = load_params(params_file)
+    cached: list[str] = []
+
+    def run(stage: str, *args):
+        stage_task = TASKS[stage]
+        if not STAGE_SPECS[stage].outputs_exist(*args):  # deleted outputs are rebuilt, not trusted
+            stage_task = stage_task.with_options(refresh_cache=True)
+        state = stage_task(params, *args, parent_run_id=parent, return_state=True)
+        if state.name == "Cached":
+            cached.append(stage if not args else f"{stage}[{args[0]}]")
+        return state.result()
+
+    with pipeline_run("pipeline", tags={"transferflow.params_file": params_file}) as parent_run:
+        parent = parent_run.info.run_id
+        for stage in ("prepare", "tokenizer", "pretrain"):
+            run(stage)
+        for strategy in params.finetune.strategies:
+            run("finetune", strategy)
+        rows = run("evaluate")
+        registered = run("register")
+        if cached:
+            logger.info("unchanged inputs, reused cached results for: %s", ", ".join(cached))
+        create_markdown_artifact(key="leaderboard", markdown=(
+            f"# transferflow leaderboard\n\nSorted by validation {params.register.metric}; test is reported, "
+            f"never used to choose.\n\n{evaluate.leaderboard_markdown(rows)}\n"
+            f"Registered: `{registered['model_name']}` version {registered['version']} "
+            f"({registered['strategy']}), aliases {', '.join(registered['aliases'])}.\n"),
+            description="Fine-tuning strategies compared on the same data")
+    return {"leaderboard": rows, "registered": registered, "cached": cached, "mlflow_run_id": parent}

@@ -1,0 +1,127 @@
+"""evaluate: score every fine-tuned model on validation and test; write the leaderboard.
+
+    python -m tasks.evaluate [--params params.yaml]
+
+Metrics come from the `evaluate` library, loaded offline (transferflow/metrics). The leaderboard is
+sorted by validation score; test is reported beside it and never used to choose.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import torch
+from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from transferflow.config import Params
+from transferflow.data import load_prepared
+from transferflow.files import atomic_dir, read_json, write_json, write_text
+from transferflow.metrics import classification_scores
+from transferflow.stage import StageSpec, stage_cli
+from transferflow.tracking import stage_run
+
+TASK = Path("artifacts/prepare/task")
+FINETUNED = Path("artifacts/finetune")
+OUT = Path("artifacts/evaluate")
+STAGE = StageSpec(
+    name="evaluate",
+    params=("evaluate", "finetune.strategies", "register.metric"),
+    deps=("tasks/evaluate.py", str(TASK), str(FINETUNED)),
+    outs=(str(OUT),),
+    metrics=("metrics/evaluate.json",),
+    plots=("plots/confusion.csv", "plots/leaderboard.csv"),
+)
+COLUMNS = ["strategy", "validation_accuracy", "validation_f1", "test_accuracy", "test_f1", "test_precision",
+           "test_recall", "trainable_params", "trainable_pct", "train_seconds", "peak_memory_mb", "stored_mb"]
+
+
+@torch.no_grad()
+def predict(model_dir: Path, texts: list[str], batch_size: int) -> np.ndarray:
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    preds = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
+                          max_length=model.config.max_position_embeddings, return_tensors="pt")
+        preds.append(model(**batch).logits.argmax(-1).numpy())
+    return np.concatenate(preds)
+
+
+def leaderboard_markdown(rows: list[dict]) -> str:
+    head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    return head + "".join("| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |\n" for r in rows)
+
+
+def _csv(rows: list[dict], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _confusion_png(path: Path, refs, preds, label_names: list[str], title: str) -> None:
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ConfusionMatrixDisplay(confusion_matrix(refs, preds, labels=range(len(label_names))),
+                           display_labels=label_names).plot(ax=ax, colorbar=False)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(params: Params, parent_run_id: str | None = None) -> list[dict]:
+    """Score every fine-tuned model; write leaderboard, metrics, confusion matrices."""
+    p = params.evaluate
+    selection = params.register.metric
+    with stage_run("evaluate", p.model_dump() | {"strategies": params.finetune.strategies}, parent_run_id):
+        task = load_prepared(TASK)
+        label_names = task["test"].features["label"].names
+        rows, predictions = [], {}
+        for name in params.finetune.strategies:
+            folder = FINETUNED / name
+            if not (folder / "summary.json").is_file():
+                raise FileNotFoundError(f"{folder} has no finished model: run the finetune stage for {name!r}")
+            row: dict = {"strategy": name}
+            for split in ("validation", "test"):
+                preds = predict(folder / "model", task[split]["text"], p.batch_size)
+                predictions[(name, split)] = preds
+                row |= {f"{split}_{k}": v for k, v in classification_scores(preds, task[split]["label"]).items()}
+            summary = read_json(folder / "summary.json")
+            row |= {k: summary[k] for k in ("trainable_params", "trainable_pct", "train_seconds",
+                                            "peak_memory_mb", "stored_mb")}
+            rows.append(row)
+        rows.sort(key=lambda r: r[f"validation_{selection}"], reverse=True)
+        best = rows[0]["strategy"]
+        with atomic_dir(OUT) as tmp:
+            write_text(tmp / "leaderboard.md", leaderboard_markdown(rows))
+            write_text(tmp / "leaderboard.csv", _csv(rows, COLUMNS))
+            write_json(tmp / "leaderboard.json", rows)
+            for name in params.finetune.strategies:
+                _confusion_png(tmp / f"confusion_{name}.png", task["test"]["label"], predictions[(name, "test")],
+                               label_names, f"{name} (test)")
+        write_json(STAGE.metrics[0], {"best_by_validation": best, **{r["strategy"]: r for r in rows}})
+        confusion_rows = [{"actual": label_names[a], "predicted": label_names[b]}
+                          for a, b in zip(task["test"]["label"], predictions[(best, "test")])]
+        write_text(STAGE.plots[0], _csv(confusion_rows, ["actual", "predicted"]))
+        write_text(STAGE.plots[1], _csv(rows, ["strategy", "validation_accuracy", "test_accuracy"]))
+        mlflow.log_artifacts(str(OUT), "evaluate")
+        for r in rows:
+            mlflow.log_metrics({f"{r['strategy']}.{k}": v for k, v in r.items() if isinstance(v, float)})
+        mlflow.set_tag("transferflow.best_strategy", best)
+    return rows
+
+
+if __name__ == "__main__":
+    stage_cli(main)

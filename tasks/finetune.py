@@ -1,0 +1,133 @@
+"""finetune: train a sequence classifier on the task with one strategy.
+
+    python -m tasks.finetune [--params params.yaml] STRATEGY
+
+One loop (Trainer) serves every strategy: the strategy only picks the starting weights and wraps or
+freezes the model (tasks/strategies/). Early stopping and checkpoint selection use validation only.
+Writes artifacts/finetune/STRATEGY/{model,adapter?,summary.json} in one rename.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import datasets
+import mlflow
+import numpy as np
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer,
+                          DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed)
+
+from tasks.strategies import get_strategy
+from transferflow.config import FinetuneParams, Params
+from transferflow.data import load_prepared
+from transferflow.files import atomic_dir, write_json
+from transferflow.metrics import classification_scores
+from transferflow.stage import StageSpec, stage_cli
+from transferflow.tracking import stage_run
+from transferflow.training import MlflowMetrics, count_parameters, peak_memory_mb, training_arguments
+
+TASK = Path("artifacts/prepare/task")
+PRETRAINED = Path("artifacts/pretrain")
+TOKENIZER = Path("artifacts/tokenizer")
+STAGE = StageSpec(
+    name="finetune",
+    params=("finetune",),
+    deps=("tasks/finetune.py", "tasks/strategies", str(TASK), str(TOKENIZER), str(PRETRAINED)),
+    outs=("artifacts/finetune/{item}",),
+    metrics=("metrics/finetune/{item}.json",),
+)
+
+
+def encode_task(task: datasets.DatasetDict, tokenizer, max_length: int) -> datasets.DatasetDict:
+    def encode(batch):
+        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+
+    return task.map(encode, batched=True, remove_columns=["text"]).rename_column("label", "labels")
+
+
+def build_classifier(init: str, label_names: list[str], seed: int):
+    """The pretrained encoder with a new head, or the same architecture from random weights."""
+    labels = dict(num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+                  label2id={n: i for i, n in enumerate(label_names)})
+    set_seed(seed)
+    if init == "pretrained":
+        return AutoModelForSequenceClassification.from_pretrained(PRETRAINED, **labels)
+    return AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(PRETRAINED, **labels))
+
+
+def _compute_metrics(eval_pred) -> dict[str, float]:
+    logits, labels = eval_pred
+    return classification_scores(np.argmax(logits, axis=-1), labels)
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path) -> dict:
+    """Train one strategy; write the servable model (and adapter, for PEFT) into `out`."""
+    strategy = get_strategy(name)
+    options = strategy.Options.model_validate(p.options.get(name, {}))
+    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
+    task = load_prepared(TASK)
+    data = encode_task(task, tokenizer, p.max_length)
+    model = strategy.adapt(build_classifier(strategy.init, task["train"].features["label"].names, p.seed), options)
+    trainable, total = count_parameters(model)
+    args = training_arguments(
+        p, str(checkpoints), load_best_model_at_end=True, metric_for_best_model=p.metric,
+        greater_is_better=True, **({"learning_rate": options.learning_rate} if options.learning_rate else {}),
+    )
+    trainer = Trainer(
+        model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
+        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_compute_metrics,
+        callbacks=[MlflowMetrics(), EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience)],
+    )
+    started = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - started
+    validation = trainer.evaluate()  # the best checkpoint, reloaded at the end of training
+    if trainable < total:  # PEFT: the adapter alone is what must be stored
+        trainer.model.save_pretrained(out / "adapter")
+    served = strategy.export(trainer.model)
+    served.save_pretrained(out / "model", safe_serialization=True)
+    tokenizer.save_pretrained(out / "model")
+    stored = out / "adapter" if (out / "adapter").exists() else out / "model"
+    summary = {
+        "strategy": name,
+        "init": strategy.init,
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_pct": 100 * trainable / total,
+        "train_seconds": seconds,
+        "steps": result.global_step,
+        "peak_memory_mb": peak_memory_mb(),
+        "stored_mb": _folder_bytes(stored) / 2**20,
+        "validation": {k.removeprefix("eval_"): v for k, v in validation.items()
+                       if k.removeprefix("eval_") in ("accuracy", "precision", "recall", "f1", "loss")},
+    }
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def main(params: Params, strategy: str, parent_run_id: str | None = None) -> dict:
+    """Fine-tune with one strategy."""
+    p = params.finetune
+    get_strategy(strategy)  # fail before any work on an unknown name
+    checkpoints = Path("checkpoints/finetune") / strategy
+    with stage_run("finetune", p.model_dump(), parent_run_id, run_name=f"finetune-{strategy}"):
+        mlflow.set_tag("transferflow.strategy", strategy)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        with atomic_dir(Path("artifacts/finetune") / strategy) as tmp:
+            summary = finetune(p, strategy, tmp, checkpoints)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        figures = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        figures |= {f"validation_{k}": v for k, v in summary["validation"].items()}
+        write_json(STAGE.for_item(strategy).metrics[0], figures)
+        mlflow.log_metrics(figures)
+    return summary
+
+
+if __name__ == "__main__":
+    stage_cli(main, with_item=True)

@@ -1,0 +1,144 @@
+"""prepare: raw data -> clean, deduplicated, leak-checked splits and a data card.
+
+    python -m tasks.prepare [--params params.yaml]
+
+Task data (SST-2): GLUE's dev set is the test split (its test set has no labels) and validation is
+carved from train with a seed, so selection never sees test. Corpus (WikiText-2): paragraphs for
+pretraining, headings and blank lines dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import mlflow
+
+from transferflow.config import Params, PrepareParams
+from transferflow.data import DataError, clean_corpus_line, load_glue_task, load_text_corpus
+from transferflow.files import atomic_dir, write_json
+from transferflow.stage import StageSpec, stage_cli
+from transferflow.tracking import stage_run
+
+OUT = Path("artifacts/prepare")
+STAGE = StageSpec(
+    name="prepare",
+    params=("prepare",),
+    deps=("tasks/prepare.py", "data/sst2", "data/wikitext2"),
+    outs=(str(OUT),),
+    metrics=("metrics/prepare.json",),
+)
+
+
+class LeakageError(DataError):
+    """A test text also appears in train: scores on test would overstate the model."""
+
+
+def _normalise(example: dict) -> dict:
+    return {"text": " ".join(str(example["text"]).split())}
+
+
+def _dedupe(ds: datasets.Dataset) -> tuple[datasets.Dataset, int]:
+    """Drop exact duplicate texts, keeping the first occurrence."""
+    seen: set[str] = set()
+    keep = [i for i, t in enumerate(ds["text"]) if not (t in seen or seen.add(t))]
+    return ds.select(keep), len(ds) - len(keep)
+
+
+def _content_hash(ds: datasets.Dataset) -> str:
+    digest = hashlib.sha256()
+    labels = ds["label"] if "label" in ds.column_names else [""] * len(ds)
+    for text, label in zip(ds["text"], labels):
+        digest.update(f"{text}\t{label}\n".encode())
+    return digest.hexdigest()
+
+
+def _card_entry(ds: datasets.Dataset, label_names: list[str] | None = None) -> dict:
+    entry = {"rows": len(ds), "sha256": _content_hash(ds)}
+    if label_names:
+        counts = Counter(ds["label"])
+        entry["labels"] = {label_names[k]: counts.get(k, 0) for k in range(len(label_names))}
+    return entry
+
+
+def prepare_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
+    raw = load_glue_task(p.task_source)
+    bad = sorted({y for split in raw.values() for y in split["label"]} - set(range(len(p.label_names))))
+    if bad:
+        raise DataError(f"{p.task_source}: labels {bad} are outside 0..{len(p.label_names) - 1} ({p.label_names})")
+    labels = datasets.ClassLabel(names=p.label_names)
+    raw = raw.map(_normalise).filter(lambda e: bool(e["text"])).cast_column("label", labels)
+    train, train_dupes = _dedupe(raw["train"])
+    test, test_dupes = _dedupe(raw["test"])
+    leaked = set(test["text"]) & set(train["text"])
+    if leaked:
+        raise LeakageError(f"{len(leaked)} test texts also appear in train, e.g. {sorted(leaked)[0]!r}; "
+                           "refusing to continue (test scores would be inflated)")
+    if p.max_test_rows and len(test) > p.max_test_rows:
+        test = test.shuffle(seed=p.seed).select(range(p.max_test_rows))
+    if p.validation_size >= len(train):
+        raise DataError(f"prepare.validation_size ({p.validation_size}) must be below the train rows ({len(train)})")
+    carved = train.train_test_split(test_size=p.validation_size, seed=p.seed, stratify_by_column="label")
+    train, validation = carved["train"], carved["test"]
+    if p.max_train_rows and len(train) > p.max_train_rows:
+        train = train.shuffle(seed=p.seed).select(range(p.max_train_rows))
+    splits = datasets.DatasetDict(train=train, validation=validation, test=test)
+    card = {
+        "source": p.task_source,
+        "test_split": "GLUE dev (the GLUE test split is unlabelled)",
+        "validation_split": f"{p.validation_size} rows carved from train, stratified, seed {p.seed}",
+        "duplicates_dropped": {"train": train_dupes, "test": test_dupes},
+        "splits": {name: _card_entry(ds, p.label_names) for name, ds in splits.items()},
+    }
+    return splits, card
+
+
+def prepare_corpus(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
+    raw = load_text_corpus(p.corpus_source)
+
+    def clean(batch):
+        lines = (clean_corpus_line(t) for t in batch["text"])
+        return {"text": [t for t in lines if len(t) >= p.min_corpus_chars and not t.startswith("=")]}
+
+    corpus = raw.map(clean, batched=True, remove_columns=raw["train"].column_names)
+    if p.max_corpus_lines and len(corpus["train"]) > p.max_corpus_lines:
+        corpus["train"] = corpus["train"].shuffle(seed=p.seed).select(range(p.max_corpus_lines))
+    card = {
+        "source": p.corpus_source,
+        "splits": {
+            name: {**_card_entry(ds), "words": sum(len(t.split()) for t in ds["text"])}
+            for name, ds in corpus.items()
+        },
+    }
+    return corpus, card
+
+
+def main(params: Params, parent_run_id: str | None = None) -> dict:
+    """Prepare the task splits and the pretraining corpus."""
+    p = params.prepare
+    with stage_run("prepare", p.model_dump(), parent_run_id):
+        task, task_card = prepare_task(p)
+        corpus, corpus_card = prepare_corpus(p)
+        card = {"task": task_card, "corpus": corpus_card}
+        with atomic_dir(OUT) as tmp:
+            task.save_to_disk(tmp / "task")
+            corpus.save_to_disk(tmp / "corpus")
+            write_json(tmp / "data_card.json", card)
+        figures = {f"{name}_rows": s["rows"] for name, s in task_card["splits"].items()}
+        figures["corpus_words"] = corpus_card["splits"]["train"]["words"]
+        write_json(STAGE.metrics[0], figures)
+        mlflow.log_metrics(figures)
+        mlflow.log_dict(card, "data_card.json")
+        for split in ("train", "validation", "test"):
+            mlflow.log_input(
+                mlflow.data.from_pandas(task[split].to_pandas(), source=p.task_source, name=f"task-{split}",
+                                        targets="label"),
+                context=split,
+            )
+    return card
+
+
+if __name__ == "__main__":
+    stage_cli(main)

@@ -1,0 +1,107 @@
+"""register: the model with the best validation score becomes a new version in the MLflow registry.
+
+    python -m tasks.register [--params params.yaml]
+
+The new version gets alias `challenger`; if no version holds `champion` yet, it gets `champion` too
+(promotion beyond that is a gated decision, not this stage's). If anything fails after the version
+is created, the version is deleted: a failed run leaves no registry entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+
+import mlflow
+import yaml
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from transferflow.config import Params
+from transferflow.files import read_json, write_json
+from transferflow.serving import TextClassifier
+from transferflow.stage import StageSpec, stage_cli
+from transferflow.tracking import stage_run
+
+LEADERBOARD = Path("artifacts/evaluate/leaderboard.json")
+STAGE = StageSpec(
+    name="register",
+    params=("register",),
+    deps=("tasks/register.py", "transferflow/serving.py", str(LEADERBOARD), "artifacts/finetune"),
+    outs=(),
+    metrics=("metrics/register.json",),
+)
+EXAMPLE = ["a gripping , funny film", "a dull , lifeless mess"]
+
+
+def data_hash(dvc_file: Path = Path("data.dvc")) -> str:
+    """The DVC hash of data/, the version of the raw data this model was trained on."""
+    try:
+        return yaml.safe_load(dvc_file.read_text())["outs"][0]["md5"]
+    except (OSError, KeyError, TypeError, IndexError):
+        return "unknown"
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def params_hash(params: Params) -> str:
+    return hashlib.sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def has_alias(client: MlflowClient, name: str, alias: str) -> bool:
+    try:
+        client.get_model_version_by_alias(name, alias)
+        return True
+    except MlflowException:
+        return False
+
+
+def main(params: Params, parent_run_id: str | None = None) -> dict:
+    """Register the best model by validation score."""
+    p = params.register
+    rows = read_json(LEADERBOARD)
+    best = max(rows, key=lambda r: r[f"validation_{p.metric}"])
+    strategy = best["strategy"]
+    tags = {"strategy": strategy, "data_hash": data_hash(), "git_commit": git_commit(),
+            "params_hash": params_hash(params), f"validation_{p.metric}": str(best[f"validation_{p.metric}"]),
+            f"test_{p.metric}": str(best[f"test_{p.metric}"])}
+    with stage_run("register", p.model_dump(), parent_run_id) as run:
+        mlflow.set_tags({f"transferflow.{k}": v for k, v in tags.items()})
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=TextClassifier(),
+            artifacts={"model": str(Path("artifacts/finetune") / strategy / "model")},
+            code_paths=[str(Path(__file__).resolve().parents[1] / "transferflow")],
+            input_example=EXAMPLE,
+            pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "torch", "transformers")],
+        )
+        client = MlflowClient()
+        created = mlflow.register_model(info.model_uri, p.model_name, tags=tags)
+        try:
+            aliases = ["challenger"]
+            client.set_registered_model_alias(p.model_name, "challenger", created.version)
+            if not has_alias(client, p.model_name, "champion"):
+                client.set_registered_model_alias(p.model_name, "champion", created.version)
+                aliases.append("champion")
+            client.update_model_version(p.model_name, created.version, description=(
+                f"{strategy} fine-tuned on {params.prepare.task_source}; validation {p.metric} "
+                f"{best[f'validation_{p.metric}']:.4f}, test {p.metric} {best[f'test_{p.metric}']:.4f}; "
+                f"run {run.info.run_id}"))
+        except BaseException:
+            client.delete_model_version(p.model_name, created.version)
+            raise
+        result = {"model_name": p.model_name, "version": int(created.version), "strategy": strategy,
+                  "aliases": aliases, "run_id": run.info.run_id}
+        write_json(STAGE.metrics[0], result)
+    return result
+
+
+if __name__ == "__main__":
+    stage_cli(main)

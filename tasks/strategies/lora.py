@@ -1,0 +1,36 @@
+"""lora: low-rank adapters on the attention projections through peft; the new head trains in full."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from tasks.strategies import Strategy, StrategyOptions, register
+
+
+class LoraOptions(StrategyOptions):
+    r: int = Field(8, gt=0)
+    """Rank of the low-rank update."""
+    alpha: int = Field(16, gt=0)
+    """Scale of the update is alpha / r."""
+    dropout: float = Field(0.1, ge=0, lt=1)
+    """Dropout on the adapter input."""
+    target_modules: list[str] = ["query", "value"]
+    """Linear layers that get adapters (BERT attention projections by default)."""
+
+
+def adapt(model, options: LoraOptions):
+    from peft import LoraConfig, TaskType, get_peft_model  # imported on use: peft is slow to import
+
+    # TaskType.SEQ_CLS makes peft keep the classification head trainable (modules_to_save).
+    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=options.r, lora_alpha=options.alpha,
+                        lora_dropout=options.dropout, target_modules=list(options.target_modules))
+    return get_peft_model(model, config)
+
+
+def export(model):
+    """Fold the adapters into the base weights: a plain model that serves with no peft at load time."""
+    return model.merge_and_unload()
+
+
+register(Strategy(name="lora", summary="pretrained encoder frozen, LoRA adapters + head trained",
+                  init="pretrained", adapt=adapt, export=export, Options=LoraOptions))

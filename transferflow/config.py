@@ -1,0 +1,187 @@
+"""The one validated schema over params.yaml.
+
+Each top-level section belongs to the stage of the same name (`dvc.yaml` stage = `tasks/<stage>.py` =
+params key). Every field carries a docstring, which pydantic turns into its description, so
+`transferflow params --schema` documents the file. Unknown keys are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys and wrong types are rejected, docstrings are descriptions."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+class PrepareParams(Section):
+    task_source: str = "data/sst2"
+    """Labelled task data: a local GLUE-style folder (train.tsv, dev.tsv) or a hub id such as
+    `glue/sst2` (needs a network). dev is the test split: GLUE ships no labelled SST-2 test set."""
+    corpus_source: str = "data/wikitext2"
+    """Unlabelled pretraining text: a local folder with train.txt and valid.txt, or a hub id such as
+    `wikitext/wikitext-2-v1` (needs a network)."""
+    label_names: list[str] = ["negative", "positive"]
+    """Name of each class id of the task, in id order; the served model answers with these."""
+    validation_size: int = Field(872, gt=0)
+    """Rows carved from the task's train split, with `seed`, to form the validation split."""
+    max_train_rows: int | None = Field(None, gt=0)
+    """Keep at most this many task training rows (seeded sample); null keeps them all."""
+    max_test_rows: int | None = Field(None, gt=0)
+    """Keep at most this many test rows (seeded sample); null keeps them all. Only the smoke profile sets it."""
+    max_corpus_lines: int | None = Field(None, gt=0)
+    """Keep at most this many non-empty corpus lines for pretraining; null keeps them all."""
+    min_corpus_chars: int = Field(20, ge=0)
+    """Corpus lines shorter than this (headings, blank lines) are dropped."""
+    seed: int = 42
+    """Seed of the validation split and of every subsample."""
+
+
+class TokenizerParams(Section):
+    vocab_size: int = Field(8000, ge=100)
+    """WordPiece vocabulary size, special tokens included."""
+    min_frequency: int = Field(2, ge=1)
+    """A pair must occur this often in the corpus to be merged into the vocabulary."""
+    lowercase: bool = True
+    """Lower-case text before tokenizing (SST-2 is lower-cased already)."""
+
+
+class EncoderParams(Section):
+    hidden_size: int = Field(128, gt=0)
+    """Width of every transformer layer."""
+    num_layers: int = Field(4, gt=0)
+    """Number of transformer layers."""
+    num_heads: int = Field(4, gt=0)
+    """Attention heads per layer; must divide hidden_size."""
+    intermediate_size: int = Field(512, gt=0)
+    """Width of the feed-forward block."""
+    max_length: int = Field(128, ge=8)
+    """Longest sequence the model sees (position embeddings)."""
+    dropout: float = Field(0.1, ge=0, lt=1)
+    """Dropout on hidden states and attention probabilities."""
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> EncoderParams:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})")
+        return self
+
+
+class TrainingParams(Section):
+    """Optimisation hyperparameters shared by pretraining and fine-tuning."""
+
+    learning_rate: float = Field(5e-4, gt=0)
+    """Peak learning rate of AdamW."""
+    weight_decay: float = Field(0.01, ge=0)
+    """AdamW weight decay (not applied to biases and LayerNorm weights)."""
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    """Fraction of steps spent warming the learning rate up linearly from 0."""
+    max_grad_norm: float = Field(1.0, gt=0)
+    """Gradients are clipped to this global norm."""
+    batch_size: int = Field(32, gt=0)
+    """Examples per optimizer step."""
+    max_steps: int = Field(1000, gt=0)
+    """Optimizer steps to train for (an upper bound when early stopping is on)."""
+    eval_steps: int = Field(200, gt=0)
+    """Evaluate on validation (and checkpoint) every this many steps."""
+    seed: int = 42
+    """Seed of initialisation, masking and data order."""
+
+
+class PretrainParams(TrainingParams):
+    model: EncoderParams = Field(default_factory=EncoderParams)
+    """Architecture of the BERT-style encoder built from scratch (no hub weights exist offline)."""
+    mlm_probability: float = Field(0.15, gt=0, lt=1)
+    """Fraction of tokens selected for masked-LM prediction."""
+    max_eval_lines: int | None = Field(2000, gt=0)
+    """Validation lines used for perplexity; null uses the whole validation corpus."""
+
+
+class FinetuneParams(TrainingParams):
+    strategies: list[str] = ["scratch", "full", "lora"]
+    """Fine-tuning strategies to run and compare; each is a file under tasks/strategies/."""
+    max_length: int = Field(64, ge=8)
+    """Task inputs are truncated to this many tokens."""
+    early_stopping_patience: int = Field(3, ge=1)
+    """Stop after this many evaluations without a better validation score."""
+    metric: Literal["accuracy", "f1"] = "accuracy"
+    """Validation metric for early stopping and for keeping the best checkpoint."""
+    options: dict[str, dict[str, Any]] = {}
+    """Per-strategy options, keyed by strategy name; each strategy validates its own (see
+    `transferflow strategies`). Example: `lora: {r: 8, learning_rate: 1e-3}`."""
+
+    @model_validator(mode="after")
+    def _known_strategies(self) -> FinetuneParams:
+        # Imported here: the registry lives with the stage that uses it, and validating through it
+        # means a new strategy file needs no edit to this schema.
+        from tasks.strategies import get_strategy
+
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ValueError(f"strategies lists a name twice: {self.strategies}")
+        for name in {*self.strategies, *self.options}:
+            get_strategy(name)  # raises, listing the registered names
+        for name, opts in self.options.items():
+            get_strategy(name).Options.model_validate(opts)
+        return self
+
+
+class EvaluateParams(Section):
+    batch_size: int = Field(128, gt=0)
+    """Examples per forward pass when scoring validation and test."""
+
+
+class RegisterParams(Section):
+    model_name: str = "transferflow-sst2"
+    """Name of the registered model in the MLflow model registry."""
+    metric: Literal["accuracy", "f1"] = "accuracy"
+    """Validation metric that picks the model to register (test is reported, never used to pick)."""
+
+
+# `register` (a stage name) shadows ABCMeta.register on the model class; harmless for a data field.
+warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
+
+
+class Params(Section):
+    """params.yaml: one section per pipeline stage."""
+
+    prepare: PrepareParams = Field(default_factory=PrepareParams)
+    """Data preparation: sources, splits, subsampling."""
+    tokenizer: TokenizerParams = Field(default_factory=TokenizerParams)
+    """WordPiece tokenizer training on the pretraining corpus."""
+    pretrain: PretrainParams = Field(default_factory=PretrainParams)
+    """Masked-LM pretraining of the encoder."""
+    finetune: FinetuneParams = Field(default_factory=FinetuneParams)
+    """Fine-tuning on the labelled task, one run per strategy."""
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    """Scoring every fine-tuned model on validation and test."""
+    register: RegisterParams = Field(default_factory=RegisterParams)
+    """Registration of the best model in the MLflow registry."""
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, not YAML, or does not match the schema."""
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file; every problem is reported with its dotted key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from None
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()
+        )
+        raise ParamsError(f"{path}: {problems}") from None

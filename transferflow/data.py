@@ -1,0 +1,91 @@
+"""Reading raw datasets: local files (what `dvc pull` restores into data/) or hub ids.
+
+Hub ids need a network and are kept for users who have one; every default and every test reads the
+local copies, through the same `datasets` builders.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import datasets
+
+
+class DataError(RuntimeError):
+    """Raw data is missing or not in the expected shape."""
+
+
+def _is_local(source: str) -> bool:
+    return source.startswith((".", "/")) or Path(source).exists() or source.startswith("data/")
+
+
+def _require_files(folder: Path, names: list[str]) -> list[Path]:
+    if not folder.is_dir():
+        raise DataError(f"{folder} is missing: run `dvc pull` to restore data/ from the DVC remote")
+    paths = [folder / n for n in names]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f"missing data file(s) {', '.join(missing)}: run `dvc pull` (or `dvc checkout`) to restore them")
+    return paths
+
+
+def load_glue_task(source: str) -> datasets.DatasetDict:
+    """A GLUE single-sentence task as {train, test} with columns `text`, `label`.
+
+    GLUE's test split is unlabelled, so its labelled dev split is the test split here; validation is
+    carved from train later, with a seed.
+    """
+    if _is_local(source):
+        train, dev = _require_files(Path(source), ["train.tsv", "dev.tsv"])
+        try:
+            raw = datasets.load_dataset(
+                "csv", data_files={"train": str(train), "test": str(dev)}, delimiter="\t",
+                quoting=csv.QUOTE_NONE, keep_default_na=False,
+            )
+        except Exception as err:
+            raise DataError(f"cannot parse {source} as GLUE TSV (sentence<TAB>label): {err}") from err
+    else:
+        name, _, config = source.partition("/")
+        raw = datasets.load_dataset(name, config or None)
+        raw = datasets.DatasetDict(train=raw["train"], test=raw["validation"])
+    for split, ds in raw.items():
+        if not {"sentence", "label"} <= set(ds.column_names):
+            raise DataError(f"{source} {split}: expected columns sentence, label; found {ds.column_names}")
+    return raw.select_columns(["sentence", "label"]).rename_column("sentence", "text")
+
+
+# WikiText's tokenized variant splits numbers and hyphens ("3 @.@ 5", "role @-@ playing") and writes
+# rare words as <unk>; undo the splits and map <unk> to the tokenizer's [UNK].
+_WIKITEXT_JOINS = [(re.compile(r" @(.)@ "), r"\1"), (re.compile(r"<unk>"), "[UNK]")]
+
+
+def clean_corpus_line(line: str) -> str:
+    line = line.strip()
+    for pattern, repl in _WIKITEXT_JOINS:
+        line = pattern.sub(repl, line)
+    return line
+
+
+def load_text_corpus(source: str) -> datasets.DatasetDict:
+    """Unlabelled text as {train, validation} with one column `text` (one paragraph per row)."""
+    if _is_local(source):
+        train, valid = _require_files(Path(source), ["train.txt", "valid.txt"])
+        raw = datasets.load_dataset("text", data_files={"train": str(train), "validation": str(valid)})
+    else:
+        name, _, config = source.partition("/")
+        raw = datasets.load_dataset(name, config or None)
+        raw = datasets.DatasetDict(train=raw["train"], validation=raw["validation"])
+    return raw
+
+
+def load_prepared(folder: str | Path) -> datasets.DatasetDict:
+    """A split written by the prepare stage, read into memory.
+
+    In memory so that `.map()` writes no cache files into the folder: that folder is a DVC output
+    and a cache-key input, and must stay byte-identical once written.
+    """
+    if not Path(folder).is_dir():
+        raise DataError(f"{folder} is missing: run the prepare stage first (`dvc repro prepare`)")
+    return datasets.load_from_disk(str(folder), keep_in_memory=True)

@@ -1,0 +1,77 @@
+"""Writing outputs so that a failed stage leaves nothing half-written for a later stage to read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Yield an empty scratch folder beside `target`; on success it replaces `target` in one rename.
+
+    On failure the scratch folder is removed and `target` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield scratch
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(scratch, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(scratch, target)
+
+
+def write_json(path: str | Path, data) -> None:
+    """Write JSON atomically (temp file + rename), creating parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write text atomically (temp file + rename), creating parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_json(path: str | Path):
+    return json.loads(Path(path).read_text())
+
+
+def fingerprint(paths: list[str | Path]) -> str:
+    """Content hash of files and folders (names and bytes), for cache keys.
+
+    Hand-written because DVC's hashing is an internal API; this is the same idea in a few lines.
+    """
+    digest = hashlib.sha256()
+    for root in sorted(str(p) for p in paths):
+        root_path = Path(root)
+        files = sorted(root_path.rglob("*")) if root_path.is_dir() else [root_path]
+        for f in files:
+            if f.is_file() and "__pycache__" not in f.parts:
+                digest.update(str(f).encode())
+                with open(f, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(block)
+            elif not f.exists():
+                digest.update(f"missing:{f}".encode())
+    return digest.hexdigest()

@@ -1,0 +1,96 @@
+"""MLflow: where runs go, one parent run per pipeline execution, a child run per stage."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+# MLflow's schema inference warns about integer label columns on every dataset it logs; labels are
+# never missing here, so the hint is noise.
+warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "transferflow"
+PARENT_RUN_ENV = "TRANSFERFLOW_PARENT_RUN_ID"
+"""A parent run id handed to stages run as separate processes (dvc repro under `transferflow repro`)."""
+
+
+class TrackingUnavailable(RuntimeError):
+    """The MLflow tracking store cannot be reached: nothing is trained until it can."""
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+
+
+def setup_tracking() -> str:
+    """Point MLflow at the tracking store (embedded SQLite by default) and check it answers.
+
+    Fails fast with one error naming the URI, so a down server costs seconds, not a training run.
+    """
+    uri = tracking_uri()
+    # A remote server that is down should answer "unreachable" now, not after minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    mlflow.set_tracking_uri(uri)
+    try:
+        MlflowClient().search_experiments(max_results=1)
+        if not os.environ.get("MLFLOW_EXPERIMENT_NAME") and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
+            mlflow.set_experiment(DEFAULT_EXPERIMENT)
+    except Exception as err:  # the client raises many types; all mean the same here
+        raise TrackingUnavailable(
+            f"MLflow tracking at {uri} is unreachable ({type(err).__name__}: {err}). "
+            "Start the server or unset MLFLOW_TRACKING_URI to use the embedded SQLite store."
+        ) from err
+    return uri
+
+
+def flatten(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"prefix.a.b": 1}: MLflow params are flat."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            flat |= flatten(name, value)
+        else:
+            flat[name] = value
+    return flat
+
+
+@contextmanager
+def stage_run(stage: str, params: dict[str, Any], parent_run_id: str | None = None,
+              run_name: str | None = None) -> Iterator[mlflow.ActiveRun]:
+    """A child run for one stage, under the pipeline's parent run when there is one.
+
+    The parent comes from the argument (Prefect flow) or from TRANSFERFLOW_PARENT_RUN_ID (stages run
+    by dvc in their own processes); a stage run alone gets a top-level run of its own. A stage that
+    raises ends its run FAILED.
+    """
+    setup_tracking()
+    parent_run_id = parent_run_id or os.environ.get(PARENT_RUN_ENV) or None
+    tags = {"transferflow.stage": stage}
+    with mlflow.start_run(run_name=run_name or stage, parent_run_id=parent_run_id, nested=bool(parent_run_id),
+                          tags=tags) as run:
+        mlflow.log_params(flatten(stage, params))
+        yield run
+
+
+@contextmanager
+def pipeline_run(run_name: str, tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+    """The parent run of one pipeline execution; its id is exported for stages in subprocesses."""
+    setup_tracking()
+    with mlflow.start_run(run_name=run_name, tags={"transferflow.pipeline": "true", **(tags or {})}) as run:
+        previous = os.environ.get(PARENT_RUN_ENV)
+        os.environ[PARENT_RUN_ENV] = run.info.run_id
+        try:
+            yield run
+        finally:
+            if previous is None:
+                os.environ.pop(PARENT_RUN_ENV, None)
+            else:
+                os.environ[PARENT_RUN_ENV] = previous

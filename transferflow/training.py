@@ -1,0 +1,71 @@
+"""Pieces shared by the Trainer-based stages (pretrain, finetune)."""
+
+from __future__ import annotations
+
+import resource
+import sys
+
+import mlflow
+import torch
+from transformers import TrainerCallback, TrainingArguments
+
+from transferflow.config import TrainingParams
+
+
+def training_arguments(p: TrainingParams, output_dir: str, **overrides) -> TrainingArguments:
+    """TrainingArguments from a params section: evaluation and checkpoints every eval_steps."""
+    args = dict(
+        output_dir=output_dir,
+        max_steps=p.max_steps,
+        per_device_train_batch_size=p.batch_size,
+        per_device_eval_batch_size=p.batch_size * 2,
+        learning_rate=p.learning_rate,
+        weight_decay=p.weight_decay,
+        warmup_steps=int(p.warmup_ratio * p.max_steps),
+        max_grad_norm=p.max_grad_norm,
+        eval_strategy="steps",
+        eval_steps=p.eval_steps,
+        save_strategy="steps",
+        save_steps=p.eval_steps,
+        save_total_limit=2,
+        logging_steps=max(1, min(50, p.eval_steps // 4)),
+        seed=p.seed,
+        data_seed=p.seed,
+        report_to=[],  # MlflowMetrics below logs into the stage's own run
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    return TrainingArguments(**(args | overrides))
+
+
+class MlflowMetrics(TrainerCallback):
+    """Log every Trainer log line as MLflow metrics of the active (stage) run, by global step.
+
+    Hand-written rather than Trainer's MLflowCallback: that one starts and ends runs of its own
+    and logs every TrainingArguments field as a param; ours keeps the stage's run and params.
+    """
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        figures = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+        if "eval_loss" in figures and "eval_perplexity" not in figures and self.perplexity:
+            figures["eval_perplexity"] = float(torch.exp(torch.tensor(figures["eval_loss"])))
+        if figures:
+            mlflow.log_metrics(figures, step=state.global_step)
+
+    def __init__(self, perplexity: bool = False):
+        self.perplexity = perplexity
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def peak_memory_mb() -> float:
+    """Peak memory of training: the CUDA allocator's peak on GPU, else the process's peak RSS."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
