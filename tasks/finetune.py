@@ -16,6 +16,7 @@ from pathlib import Path
 import datasets
 import mlflow
 import numpy as np
+import torch
 from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer,
                           DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed)
 
@@ -75,12 +76,18 @@ def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path) -> dict
     data = encode_task(task, tokenizer, p.max_length)
     model = strategy.adapt(build_classifier(strategy.init, task["train"].features["label"].names, p.seed), options)
     trainable, total = count_parameters(model)
+    learning_rate = options.learning_rate or p.learning_rate
     args = training_arguments(
         p, str(checkpoints), load_best_model_at_end=True, metric_for_best_model=p.metric,
-        greater_is_better=True, **({"learning_rate": options.learning_rate} if options.learning_rate else {}),
+        greater_is_better=True, learning_rate=learning_rate, **strategy.training_args(options),
     )
+    optimizer = None
+    if strategy.param_groups:
+        groups = strategy.param_groups(model, learning_rate, options)
+        optimizer = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=p.weight_decay)
     trainer = Trainer(
         model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
+        optimizers=(optimizer, None),
         data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_compute_metrics,
         callbacks=[MlflowMetrics(), EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience)],
     )

@@ -44,6 +44,11 @@ class Strategy:
     """Turn the trained module into a plain transformers model for evaluation and serving."""
     Options: type[StrategyOptions] = StrategyOptions
     """Schema of finetune.options.<name> in params.yaml."""
+    training_args: Callable[[StrategyOptions], dict] = lambda options: {}
+    """Extra TrainingArguments for this strategy (e.g. an optimizer Trainer knows by name)."""
+    param_groups: Callable[[nn.Module, float, StrategyOptions], list[dict]] | None = None
+    """Optimizer parameter groups with their own learning rates (model, base learning rate, options);
+    None trains every trainable parameter at the base rate with Trainer's default AdamW."""
 
 
 STRATEGIES: dict[str, Strategy] = {}

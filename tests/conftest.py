@@ -1,0 +1,86 @@
+"""Shared fixtures: an offline environment and throwaway workspaces where the stages run.
+
+Stages read and write paths relative to the working directory (as under `dvc repro`), so each
+workspace is a temporary folder holding `data` (a link to the repo's DVC-restored data/) and a
+params.yaml; tests chdir into it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "params.smoke.yaml"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline(tmp_path_factory):
+    """No hub, no telemetry, and every store (MLflow, Prefect, HF caches) under a temp folder."""
+    home = tmp_path_factory.mktemp("home")
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HOME": str(home / "hf"),
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def require_data() -> None:
+    if not (REPO / "data" / "sst2" / "train.tsv").is_file():
+        pytest.fail("data/ is missing: run `dvc pull` in the repo before the tests")
+
+
+def make_workspace(root: Path, params: Path = SMOKE) -> Path:
+    require_data()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "data").symlink_to(REPO / "data", target_is_directory=True)
+    shutil.copy(params, root / "params.yaml")
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    """An empty workspace (smoke params), as the current directory."""
+    root = make_workspace(tmp_path / "ws")
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def pretrained_workspace(tmp_path_factory, offline) -> Path:
+    """A workspace where prepare, tokenizer and pretrain have run once (smoke sizes)."""
+    from tasks import prepare, pretrain, tokenizer
+    from transferflow.config import load_params
+
+    root = make_workspace(tmp_path_factory.mktemp("pretrained"))
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        params = load_params("params.yaml")
+        for stage in (prepare, tokenizer, pretrain):
+            stage.main(params)
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+@pytest.fixture
+def in_pretrained(pretrained_workspace, monkeypatch) -> Path:
+    monkeypatch.chdir(pretrained_workspace)
+    return pretrained_workspace

@@ -1,0 +1,54 @@
+"""The params schema: every shipped file loads, and every mistake is one error naming its key."""
+
+from pathlib import Path
+
+import pytest
+
+from transferflow.config import Params, ParamsError, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(REPO.glob("params*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_params_file_loads(path):
+    params = load_params(path)
+    assert params.finetune.strategies
+
+
+def test_every_field_is_documented():
+    def walk(model, prefix=""):
+        for name, field in model.model_fields.items():
+            assert field.description, f"{prefix}{name} has no docstring"
+            sub = field.annotation
+            if isinstance(sub, type) and hasattr(sub, "model_fields"):
+                walk(sub, f"{prefix}{name}.")
+
+    walk(Params)
+
+
+@pytest.mark.parametrize("text, key", [
+    ("prepare: {validation_sise: 10}", "prepare.validation_sise"),
+    ("pretrain: {max_steps: many}", "pretrain.max_steps"),
+    ("pretrain: {model: {num_heads: 3}}", "pretrain.model"),
+    ("finetune: {options: {lora: {rank: 4}}}", "finetune"),
+    ("bogus_stage: {}", "bogus_stage"),
+])
+def test_bad_params_name_the_key(tmp_path, text, key):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert key in str(err.value)
+
+
+def test_unknown_strategy_lists_registered(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("finetune: {strategies: [full, magic]}")
+    with pytest.raises(ParamsError, match=r"unknown strategy 'magic'; registered: .*full.*lora.*scratch"):
+        load_params(path)
+
+
+def test_missing_params_file(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
