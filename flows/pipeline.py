@@ -1,6 +1,6 @@
 """The training pipeline as a Prefect flow: the same stage functions `dvc repro` runs, as tasks.
 
-    transferflow run [--params params.yaml]
+    transferflow run [--params params.yaml] [--data-efficiency]
 
 Each stage is cached on its params and the content of its inputs (StageSpec.cache_key), so a re-run
 with nothing changed skips pretraining (and everything else) and says so; a stage whose outputs were
@@ -14,12 +14,13 @@ from types import ModuleType
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
-from tasks import evaluate, finetune, prepare, pretrain, register, tokenizer
+from tasks import data_efficiency, evaluate, finetune, prepare, pretrain, promote, register, tokenizer
 from transferflow.config import load_params
 from transferflow.tracking import pipeline_run
 
-STAGES: list[ModuleType] = [prepare, tokenizer, pretrain, finetune, evaluate, register]
+STAGES: list[ModuleType] = [prepare, tokenizer, pretrain, finetune, evaluate, register, promote, data_efficiency]
 """Stage order of the flow; tests/test_dag_sync.py checks it against dvc.yaml."""
 
 RETRIES = {"prepare": 2, "register": 2}
@@ -27,15 +28,22 @@ RETRIES = {"prepare": 2, "register": 2}
 deletes a half-made version before raising, so a retry cannot register twice)."""
 
 
+UNCACHED = {"promote"}
+"""Stages that always run: the promotion gate's answer depends on the registry (who holds which alias),
+which no cache key sees; it skips on its own when the pair was already judged."""
+
+
 def as_task(module: ModuleType):
     spec = module.STAGE
+    caching = {"cache_policy": NO_CACHE} if spec.name in UNCACHED else {
+        "cache_key_fn": lambda ctx, inputs: spec.cache_key(inputs["params"], inputs.get("strategy")),
+        "persist_result": True}
     return task(
         module.main,
         name=spec.name,
-        cache_key_fn=lambda ctx, inputs: spec.cache_key(inputs["params"], inputs.get("strategy")),
-        persist_result=True,
         retries=RETRIES.get(spec.name, 0),
         retry_delay_seconds=5,
+        **caching,
     )
 
 
@@ -44,8 +52,9 @@ STAGE_SPECS = {module.STAGE.name: module.STAGE for module in STAGES}
 
 
 @flow(name="transferflow-pipeline")
-def pipeline(params_file: str = "params.yaml") -> dict:
-    """Data -> tokenizer -> pretraining -> fine-tuning per strategy -> evaluation -> registry."""
+def pipeline(params_file: str = "params.yaml", data_efficiency: bool = False) -> dict:
+    """Data -> tokenizer -> pretraining -> fine-tuning per strategy -> evaluation -> registry; with
+    `data_efficiency`, also the data-efficiency experiment (strategies retrained on data fractions)."""
     logger = get_run_logger()
     params = load_params(params_file)
     cached: list[str] = []
@@ -67,12 +76,18 @@ def pipeline(params_file: str = "params.yaml") -> dict:
             run("finetune", strategy)
         rows = run("evaluate")
         registered = run("register")
+        promotion = run("promote")  # a scheduled run promotes on its own, or leaves the champion
+        efficiency = run("data_efficiency") if data_efficiency else None  # optional: costs several trainings
         if cached:
             logger.info("unchanged inputs, reused cached results for: %s", ", ".join(cached))
+        logger.info("promotion gate: %s", promote.summary(promotion))
+        create_markdown_artifact(key="promotion", markdown=promote.markdown(promotion),
+                                 description=f"Promotion gate: {promotion['decision']}")
         create_markdown_artifact(key="leaderboard", markdown=(
             f"# transferflow leaderboard\n\nSorted by validation {params.register.metric}; test is reported, "
             f"never used to choose.\n\n{evaluate.leaderboard_markdown(rows)}\n"
             f"Registered: `{registered['model_name']}` version {registered['version']} "
             f"({registered['strategy']}), aliases {', '.join(registered['aliases'])}.\n"),
             description="Fine-tuning strategies compared on the same data")
-    return {"leaderboard": rows, "registered": registered, "cached": cached, "mlflow_run_id": parent}
+    return {"leaderboard": rows, "registered": registered, "promotion": promotion, "cached": cached,
+            "data_efficiency": efficiency, "mlflow_run_id": parent}

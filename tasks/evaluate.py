@@ -19,14 +19,13 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
-import torch
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from transferflow.config import Params
 from transferflow.data import load_prepared
 from transferflow.files import atomic_dir, read_json, write_json, write_text
 from transferflow.metrics import classification_scores
+from transferflow.models import load_classifier
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
 
@@ -36,31 +35,27 @@ OUT = Path("artifacts/evaluate")
 STAGE = StageSpec(
     name="evaluate",
     params=("evaluate", "finetune.strategies", "register.metric"),
-    deps=("tasks/evaluate.py", str(TASK), str(FINETUNED)),
+    deps=("tasks/evaluate.py", "transferflow/models.py", str(TASK), str(FINETUNED)),
     outs=(str(OUT),),
     metrics=("metrics/evaluate.json",),
     plots=("plots/confusion.csv", "plots/leaderboard.csv"),
 )
 COLUMNS = ["strategy", "validation_accuracy", "validation_f1", "test_accuracy", "test_f1", "test_precision",
-           "test_recall", "trainable_params", "trainable_pct", "train_seconds", "peak_memory_mb", "stored_mb"]
+           "test_recall", "trainable_params", "trainable_pct", "train_seconds", "peak_memory_mb", "optimizer_state_mb", "stored_mb"]
 
 
-@torch.no_grad()
 def predict(model_dir: Path, texts: list[str], batch_size: int) -> np.ndarray:
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    preds = []
-    for start in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                          max_length=model.config.max_position_embeddings, return_tensors="pt")
-        preds.append(model(**batch).logits.argmax(-1).numpy())
-    return np.concatenate(preds)
+    """Label ids from any strategy's model folder (transformers, peft, scikit-learn: transferflow/models)."""
+    return load_classifier(model_dir, batch_size).predict(texts)
 
 
-def leaderboard_markdown(rows: list[dict]) -> str:
+def leaderboard_markdown(rows: list[dict], notes: dict[str, list[str]] | None = None) -> str:
+    """The table, then any strategy's notes (summary.json `notes`: layer sweep, auxiliary-task scores)."""
     head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
     fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
-    return head + "".join("| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |\n" for r in rows)
+    table = head + "".join("| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |\n" for r in rows)
+    lines = [f"- **{name}**: {line}" for name, lines in (notes or {}).items() for line in lines]
+    return table + ("\nNotes:\n\n" + "\n".join(lines) + "\n" if lines else "")
 
 
 def _csv(rows: list[dict], columns: list[str]) -> str:
@@ -81,6 +76,21 @@ def _confusion_png(path: Path, refs, preds, label_names: list[str], title: str) 
     plt.close(fig)
 
 
+def _accuracy_png(path: Path, rows: list[dict]) -> None:
+    """Validation and test accuracy per strategy, side by side, in leaderboard order."""
+    names, x = [r["strategy"] for r in rows], np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(rows) + 2), 3.5))
+    for offset, split in ((-0.2, "validation"), (0.2, "test")):
+        ax.bar(x + offset, [r[f"{split}_accuracy"] for r in rows], width=0.4, label=split)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(params: Params, parent_run_id: str | None = None) -> list[dict]:
     """Score every fine-tuned model; write leaderboard, metrics, confusion matrices."""
     p = params.evaluate
@@ -88,7 +98,7 @@ def main(params: Params, parent_run_id: str | None = None) -> list[dict]:
     with stage_run("evaluate", p.model_dump() | {"strategies": params.finetune.strategies}, parent_run_id):
         task = load_prepared(TASK)
         label_names = task["test"].features["label"].names
-        rows, predictions = [], {}
+        rows, predictions, notes = [], {}, {}
         for name in params.finetune.strategies:
             folder = FINETUNED / name
             if not (folder / "summary.json").is_file():
@@ -99,15 +109,18 @@ def main(params: Params, parent_run_id: str | None = None) -> list[dict]:
                 predictions[(name, split)] = preds
                 row |= {f"{split}_{k}": v for k, v in classification_scores(preds, task[split]["label"]).items()}
             summary = read_json(folder / "summary.json")
-            row |= {k: summary[k] for k in ("trainable_params", "trainable_pct", "train_seconds",
-                                            "peak_memory_mb", "stored_mb")}
+            notes[name] = summary.get("notes", [])
+            # .get: summaries written before a column existed still make a row (blank there)
+            row |= {k: summary.get(k) for k in ("trainable_params", "trainable_pct", "train_seconds",
+                                                "peak_memory_mb", "optimizer_state_mb", "stored_mb")}
             rows.append(row)
         rows.sort(key=lambda r: r[f"validation_{selection}"], reverse=True)
         best = rows[0]["strategy"]
         with atomic_dir(OUT) as tmp:
-            write_text(tmp / "leaderboard.md", leaderboard_markdown(rows))
+            write_text(tmp / "leaderboard.md", leaderboard_markdown(rows, notes))
             write_text(tmp / "leaderboard.csv", _csv(rows, COLUMNS))
             write_json(tmp / "leaderboard.json", rows)
+            _accuracy_png(tmp / "leaderboard.png", rows)
             for name in params.finetune.strategies:
                 _confusion_png(tmp / f"confusion_{name}.png", task["test"]["label"], predictions[(name, "test")],
                                label_names, f"{name} (test)")

@@ -2,8 +2,10 @@
 
     python -m tasks.finetune [--params params.yaml] STRATEGY
 
-One loop (Trainer) serves every strategy: the strategy only picks the starting weights and wraps or
-freezes the model (tasks/strategies/). Early stopping and checkpoint selection use validation only.
+One loop (Trainer) serves every neural strategy: the strategy only picks the starting weights and wraps
+or freezes the model (tasks/strategies/). Strategies that train themselves (tfidf, features,
+multitask) set a `fit` hook and are called instead. Early stopping and checkpoint selection use
+validation only.
 Writes artifacts/finetune/STRATEGY/{model,adapter?,summary.json} in one rename.
 """
 
@@ -20,22 +22,25 @@ import torch
 from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer,
                           DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed)
 
-from tasks.strategies import get_strategy
+from tasks.strategies import FitInputs, Strategy, get_strategy
 from transferflow.config import FinetuneParams, Params
 from transferflow.data import load_prepared
 from transferflow.files import atomic_dir, write_json
 from transferflow.metrics import classification_scores
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
-from transferflow.training import MlflowMetrics, count_parameters, peak_memory_mb, training_arguments
+from transferflow.models import save_classifier
+from transferflow.training import (MlflowMetrics, count_parameters, optimizer_state_mb, peak_memory_mb,
+                                  training_arguments)
 
 TASK = Path("artifacts/prepare/task")
+AUX_TASK = Path("artifacts/prepare/aux_task")  # read by the multitask strategy
 PRETRAINED = Path("artifacts/pretrain")
 TOKENIZER = Path("artifacts/tokenizer")
 STAGE = StageSpec(
     name="finetune",
     params=("finetune",),
-    deps=("tasks/finetune.py", "tasks/strategies", str(TASK), str(TOKENIZER), str(PRETRAINED)),
+    deps=("tasks/finetune.py", "tasks/strategies", str(TASK), str(AUX_TASK), str(TOKENIZER), str(PRETRAINED)),
     outs=("artifacts/finetune/{item}",),
     metrics=("metrics/finetune/{item}.json",),
 )
@@ -67,12 +72,35 @@ def _folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
-def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path) -> dict:
-    """Train one strategy; write the servable model (and adapter, for PEFT) into `out`."""
+def _fit_itself(strategy: Strategy, options, p: FinetuneParams, task: datasets.DatasetDict, out: Path,
+                checkpoints: Path) -> dict:
+    """A strategy with its own `fit` (scikit-learn, multitask): the same summary fields as the loop below."""
+    inputs = FitInputs(task=task, params=p, pretrained=PRETRAINED, tokenizer=TOKENIZER, prepared=TASK.parent,
+                       checkpoints=checkpoints)
+    started = time.perf_counter()
+    fitted = strategy.fit(inputs, options, out)
+    seconds = time.perf_counter() - started
+    summary = {"strategy": strategy.name, "init": strategy.init,
+               "trainable_pct": 100 * fitted["trainable_params"] / fitted["total_params"],
+               "train_seconds": seconds, "steps": 0, "peak_memory_mb": peak_memory_mb(),
+               "optimizer_state_mb": 0.0, "stored_mb": _folder_bytes(out / "model") / 2**20, **fitted}
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path,
+             task: datasets.DatasetDict | None = None) -> dict:
+    """Train one strategy; write the servable model (and adapter, for PEFT) into `out`.
+
+    `task` replaces the prepared splits: data_efficiency trains on subsets, multitask's single-task
+    comparison on AG News.
+    """
     strategy = get_strategy(name)
     options = strategy.Options.model_validate(p.options.get(name, {}))
+    task = load_prepared(TASK) if task is None else task
+    if strategy.fit:
+        return _fit_itself(strategy, options, p, task, out, checkpoints)
     tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
-    task = load_prepared(TASK)
     data = encode_task(task, tokenizer, p.max_length)
     model = strategy.adapt(build_classifier(strategy.init, task["train"].features["label"].names, p.seed), options)
     trainable, total = count_parameters(model)
@@ -95,10 +123,10 @@ def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path) -> dict
     result = trainer.train()
     seconds = time.perf_counter() - started
     validation = trainer.evaluate()  # the best checkpoint, reloaded at the end of training
-    if trainable < total:  # PEFT: the adapter alone is what must be stored
+    if hasattr(trainer.model, "peft_config"):  # PEFT: the adapter alone is what must be stored per task
         trainer.model.save_pretrained(out / "adapter")
     served = strategy.export(trainer.model)
-    served.save_pretrained(out / "model", safe_serialization=True)
+    save_classifier(served, out / "model")  # plain model, or adapter + base where it cannot merge
     tokenizer.save_pretrained(out / "model")
     stored = out / "adapter" if (out / "adapter").exists() else out / "model"
     summary = {
@@ -110,6 +138,7 @@ def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path) -> dict
         "train_seconds": seconds,
         "steps": result.global_step,
         "peak_memory_mb": peak_memory_mb(),
+        "optimizer_state_mb": optimizer_state_mb(trainer.optimizer),  # after training: every state allocated
         "stored_mb": _folder_bytes(stored) / 2**20,
         "validation": {k.removeprefix("eval_"): v for k, v in validation.items()
                        if k.removeprefix("eval_") in ("accuracy", "precision", "recall", "f1", "loss")},

@@ -3,8 +3,9 @@
     python -m tasks.prepare [--params params.yaml]
 
 Task data (SST-2): GLUE's dev set is the test split (its test set has no labels) and validation is
-carved from train with a seed, so selection never sees test. Corpus (WikiText-2): paragraphs for
-pretraining, headings and blank lines dropped.
+carved from train with a seed, so selection never sees test. Auxiliary task (AG News, for the
+multitask strategy): only its test split exists locally, so train, validation and test are all carved
+from it with a seed. Corpus (WikiText-2): paragraphs for pretraining, headings and blank lines dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import datasets
 import mlflow
 
 from transferflow.config import Params, PrepareParams
-from transferflow.data import DataError, clean_corpus_line, load_glue_task, load_text_corpus
+from transferflow.data import DataError, clean_corpus_line, load_ag_news, load_glue_task, load_text_corpus
 from transferflow.files import atomic_dir, write_json
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
@@ -26,7 +27,7 @@ OUT = Path("artifacts/prepare")
 STAGE = StageSpec(
     name="prepare",
     params=("prepare",),
-    deps=("tasks/prepare.py", "data/sst2", "data/wikitext2"),
+    deps=("tasks/prepare.py", "data/sst2", "data/wikitext2", "data/ag_news"),
     outs=(str(OUT),),
     metrics=("metrics/prepare.json",),
 )
@@ -95,6 +96,28 @@ def prepare_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
     return splits, card
 
 
+def prepare_aux_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
+    """AG News split three ways from the one split we have (its upstream test split), stratified."""
+    raw = load_ag_news(p.aux_task_source).map(_normalise).filter(lambda e: bool(e["text"]))
+    rows, dupes = _dedupe(raw)
+    if 3 * p.aux_holdout_rows > len(rows):
+        raise DataError(f"prepare.aux_holdout_rows ({p.aux_holdout_rows}) leaves too little of {len(rows)} rows "
+                        "for training (validation and test each take that many)")
+    first = rows.train_test_split(test_size=p.aux_holdout_rows, seed=p.seed, stratify_by_column="label")
+    second = first["train"].train_test_split(test_size=p.aux_holdout_rows, seed=p.seed, stratify_by_column="label")
+    splits = datasets.DatasetDict(train=second["train"], validation=second["test"], test=first["test"])
+    label_names = rows.features["label"].names
+    card = {
+        "source": p.aux_task_source,
+        "caveat": (f"AG News' train split is not available locally (data/ag_news/README.md): train, validation "
+                   f"and test are all carved from its {len(raw)}-row upstream test split, stratified, seed "
+                   f"{p.seed}. Scores are not comparable with published AG News results."),
+        "duplicates_dropped": dupes,
+        "splits": {name: _card_entry(ds, label_names) for name, ds in splits.items()},
+    }
+    return splits, card
+
+
 def prepare_corpus(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
     raw = load_text_corpus(p.corpus_source)
 
@@ -116,17 +139,20 @@ def prepare_corpus(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
 
 
 def main(params: Params, parent_run_id: str | None = None) -> dict:
-    """Prepare the task splits and the pretraining corpus."""
+    """Prepare the task splits, the auxiliary task's splits and the pretraining corpus."""
     p = params.prepare
     with stage_run("prepare", p.model_dump(), parent_run_id):
         task, task_card = prepare_task(p)
+        aux, aux_card = prepare_aux_task(p)
         corpus, corpus_card = prepare_corpus(p)
-        card = {"task": task_card, "corpus": corpus_card}
+        card = {"task": task_card, "aux_task": aux_card, "corpus": corpus_card}
         with atomic_dir(OUT) as tmp:
             task.save_to_disk(tmp / "task")
+            aux.save_to_disk(tmp / "aux_task")
             corpus.save_to_disk(tmp / "corpus")
             write_json(tmp / "data_card.json", card)
         figures = {f"{name}_rows": s["rows"] for name, s in task_card["splits"].items()}
+        figures |= {f"aux_{name}_rows": s["rows"] for name, s in aux_card["splits"].items()}
         figures["corpus_words"] = corpus_card["splits"]["train"]["words"]
         write_json(STAGE.metrics[0], figures)
         mlflow.log_metrics(figures)

@@ -3,8 +3,9 @@
     python -m tasks.register [--params params.yaml]
 
 The new version gets alias `challenger`; if no version holds `champion` yet, it gets `champion` too
-(promotion beyond that is a gated decision, not this stage's). If anything fails after the version
-is created, the version is deleted: a failed run leaves no registry entry.
+(promotion beyond that is a gated decision: tasks/promote.py). The version's description is its model
+card (transferflow/model_card.py). If anything fails after the version is created, the version is
+deleted: a failed run leaves no registry entry.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from transferflow import model_card, registry
 from transferflow.config import Params
 from transferflow.files import read_json, write_json
 from transferflow.serving import TextClassifier
@@ -30,7 +32,8 @@ LEADERBOARD = Path("artifacts/evaluate/leaderboard.json")
 STAGE = StageSpec(
     name="register",
     params=("register",),
-    deps=("tasks/register.py", "transferflow/serving.py", str(LEADERBOARD), "artifacts/finetune"),
+    deps=("tasks/register.py", "transferflow/serving.py", "transferflow/models.py", "transferflow/model_card.py",
+          "transferflow/registry.py", str(LEADERBOARD), "artifacts/finetune"),
     outs=(),
     metrics=("metrics/register.json",),
 )
@@ -80,20 +83,23 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
             artifacts={"model": str(Path("artifacts/finetune") / strategy / "model")},
             code_paths=[str(Path(__file__).resolve().parents[1] / "transferflow")],
             input_example=EXAMPLE,
-            pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "torch", "transformers")],
+            # every library transferflow/models.py may load a winner with (peft: prefix; skops: tfidf, features)
+            pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "torch", "transformers", "peft",
+                                                                    "scikit-learn", "skops")],
         )
         client = MlflowClient()
         created = mlflow.register_model(info.model_uri, p.model_name, tags=tags)
         try:
             aliases = ["challenger"]
             client.set_registered_model_alias(p.model_name, "challenger", created.version)
+            # The card (description + model_card.md) is written before @champion moves, so a failure
+            # leaves neither a version nor a champion history entry pointing at a deleted one.
+            model_card.publish(client, p.model_name, created.version,
+                               model_card.collect(params, strategy, info.model_uri, tags))
             if not has_alias(client, p.model_name, "champion"):
-                client.set_registered_model_alias(p.model_name, "champion", created.version)
+                registry.set_champion(client, p.model_name, created.version, action="register",
+                                      reason="first registered version", run_id=run.info.run_id)
                 aliases.append("champion")
-            client.update_model_version(p.model_name, created.version, description=(
-                f"{strategy} fine-tuned on {params.prepare.task_source}; validation {p.metric} "
-                f"{best[f'validation_{p.metric}']:.4f}, test {p.metric} {best[f'test_{p.metric}']:.4f}; "
-                f"run {run.info.run_id}"))
         except BaseException:
             client.delete_model_version(p.model_name, created.version)
             raise

@@ -51,6 +51,7 @@ def make_workspace(root: Path, params: Path = SMOKE) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "data").symlink_to(REPO / "data", target_is_directory=True)
     shutil.copy(params, root / "params.yaml")
+    shutil.copy(REPO / "data.dvc", root / "data.dvc")  # the data version that models are tagged with
     return root
 
 

@@ -1,9 +1,15 @@
 """The `transferflow` command: what a user types.
 
-    transferflow run [--params params.yaml]   the pipeline as a Prefect flow (local ephemeral server)
+    transferflow run [--params params.yaml]   the pipeline as a Prefect flow (local ephemeral server);
+                     [--data-efficiency]      also retrain strategies on 1%, 10%, 100% of the labels
     transferflow repro                        `dvc repro` with every stage under one MLflow parent run
     transferflow leaderboard                  the last evaluation, sorted by validation score
-    transferflow models                       the registry: versions, aliases, tags
+    transferflow models                       the registry: versions, aliases, tags, champion history
+    transferflow promote                      gate @challenger against @champion; promote if it passes
+    transferflow rollback                     give @champion back to the previous champion
+    transferflow schedule --cron "0 3 * * *"  retrain on a schedule (local Prefect server unless configured)
+    transferflow serve [--port 5000]          serve @champion over HTTP (MLflow scoring server, /invocations)
+    transferflow predict FILE                 score a file of texts with @champion
     transferflow strategies                   registered fine-tuning strategies and their options
     transferflow check-params [FILE]          validate a params file against the schema
 """
@@ -27,7 +33,9 @@ def _fail(message: str) -> None:
 
 
 @app.command()
-def run(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="params file")) -> None:
+def run(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="params file"),
+        data_efficiency: bool = typer.Option(False, "--data-efficiency",
+                                             help="also retrain strategies on fractions of the labelled data")) -> None:
     """Run the whole pipeline as a Prefect flow and print the leaderboard and the registry state."""
     from transferflow.config import ParamsError, load_params
     from transferflow.data import DataError
@@ -41,11 +49,13 @@ def run(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help=
     from flows.pipeline import pipeline
 
     try:
-        result = pipeline(params_file=str(params))
+        result = pipeline(params_file=str(params), data_efficiency=data_efficiency)
     except (DataError, TrackingUnavailable, ParamsError) as err:
         _fail(str(err))
     _print_leaderboard(LEADERBOARD)
     _print_models(load_params(params).register.model_name)
+    if result["data_efficiency"]:
+        typer.echo(f"\nData efficiency (test accuracy by training fraction):\n\n{DATA_EFFICIENCY.read_text()}")
     if result["cached"]:
         typer.echo(f"\nunchanged inputs: reused cached {', '.join(result['cached'])}")
 
@@ -62,6 +72,7 @@ def repro(args: list[str] = typer.Argument(None, help="extra arguments for dvc r
 
 
 LEADERBOARD = Path("artifacts/evaluate/leaderboard.md")
+DATA_EFFICIENCY = Path("artifacts/data_efficiency/table.md")
 
 
 @app.command()
@@ -80,10 +91,23 @@ def _print_leaderboard(path: Path) -> None:
 @app.command()
 def models(name: str = typer.Option(None, help="registered model name (default: register.model_name)"),
            params: Path = typer.Option(Path("params.yaml"), "--params", "-p")) -> None:
-    """Print the registered model's versions with their aliases and tags."""
-    from transferflow.config import load_params
+    """Print the registered model's versions with their aliases and tags, and who held @champion when."""
+    from transferflow.tracking import TrackingUnavailable
 
-    _print_models(name or load_params(params).register.model_name)
+    try:
+        _print_models(_model_name(name, params))
+    except TrackingUnavailable as err:
+        _fail(str(err))
+
+
+def _model_name(name: str | None, params: Path) -> str:
+    """--name, else register.model_name of the params file."""
+    from transferflow.config import ParamsError, load_params
+
+    try:
+        return name or load_params(params).register.model_name
+    except ParamsError as err:
+        _fail(f"{err} (or pass --name)")
 
 
 def _print_models(name: str) -> None:
@@ -104,6 +128,142 @@ def _print_models(name: str) -> None:
     for v in versions:
         tags = ", ".join(f"{k}={val}" for k, val in sorted(v.tags.items()))
         typer.echo(f"  v{v.version:<3} {' '.join(held.get(int(v.version), [])):<24} {tags}")
+    from transferflow.registry import history
+
+    moves = history(client, name)
+    if moves:
+        typer.echo("\n@champion history (oldest first):")
+    for m in moves:
+        was = f" (was v{m['previous']})" if m.get("previous") else ""
+        typer.echo(f"  {m['at']}  v{m['version']:<3} {m['action']:<9} by {m['by']}{was}: {m.get('reason', '')}")
+
+
+@app.command()
+def promote(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="params file")) -> None:
+    """Re-score @challenger and @champion on the test split; promote only if every gate passes."""
+    from mlflow.tracking import MlflowClient
+
+    from tasks.promote import PromotionError, summary
+    from transferflow.config import ParamsError, load_params
+    from transferflow.data import DataError
+    from transferflow.registry import CHALLENGER, version_by_alias
+    from transferflow.tracking import TrackingUnavailable, setup_tracking
+
+    try:  # the usual failures are named here, before a Prefect start-up, and without a traceback
+        name = load_params(params).register.model_name
+        setup_tracking()
+        if version_by_alias(MlflowClient(), name, CHALLENGER) is None:
+            raise PromotionError(f"{name!r} has no @challenger: run the pipeline first (`transferflow run`)")
+        from flows.promote import promote as promote_flow
+
+        result = promote_flow(params_file=str(params))
+    except (ParamsError, TrackingUnavailable, PromotionError, DataError) as err:
+        _fail(str(err))
+    typer.echo(result.get("table") or "")
+    typer.echo(summary(result))
+
+
+@app.command()
+def rollback(name: str = typer.Option(None, help="registered model name (default: register.model_name)"),
+             params: Path = typer.Option(Path("params.yaml"), "--params", "-p"),
+             reason: str = typer.Option("manual rollback", help="recorded in the champion history")) -> None:
+    """Give @champion back to the previous champion; the history keeps the move."""
+    from mlflow.tracking import MlflowClient
+
+    from transferflow import registry
+    from transferflow.tracking import TrackingUnavailable, setup_tracking
+
+    model = _model_name(name, params)
+    try:
+        setup_tracking()
+        entry = registry.rollback(MlflowClient(), model, reason=reason)
+    except (TrackingUnavailable, registry.RegistryError) as err:
+        _fail(str(err))
+    typer.echo(f"{model}: @champion v{entry['previous']} -> v{entry['version']} (v{entry['previous']} marked rolled back)")
+
+
+@app.command()
+def schedule(cron: str = typer.Option(None, help='cron schedule, e.g. "0 3 * * *" (UTC)'),
+             interval: float = typer.Option(None, help="or: seconds between runs"),
+             params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="params file"),
+             port: int = typer.Option(4200, help="port of the local Prefect server (when PREFECT_API_URL is unset)"),
+             name: str = typer.Option("scheduled", help="deployment name")) -> None:
+    """Deploy the training flow on a schedule and run it until Ctrl-C (starts a local Prefect server if needed)."""
+    from transferflow.config import ParamsError, load_params
+    from transferflow.schedule import ScheduleError, prefect_server, serve_training
+    from transferflow.tracking import TrackingUnavailable, setup_tracking
+
+    if (cron is None) == (interval is None):
+        _fail("give exactly one of --cron or --interval")
+    try:
+        load_params(params)
+        setup_tracking()
+        with prefect_server(port) as url:
+            typer.echo(f"Prefect API {url}; serving the training flow on {params} "
+                       f"({'cron ' + cron if cron else f'every {interval:g} s'}); Ctrl-C stops")
+            serve_training(str(params), cron=cron, interval=interval, name=name)
+    except (ParamsError, TrackingUnavailable, ScheduleError) as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+
+
+@app.command()
+def serve(name: str = typer.Option(None, help="registered model name (default: register.model_name)"),
+          params: Path = typer.Option(Path("params.yaml"), "--params", "-p"),
+          alias: str = typer.Option("champion", help="which alias to serve"),
+          host: str = typer.Option("127.0.0.1", help="interface to bind; 0.0.0.0 exposes it to the network"),
+          port: int = typer.Option(5000)) -> None:
+    """Serve the champion with MLflow's scoring server: POST a JSON list of texts as "inputs" to /invocations."""
+    from mlflow.tracking import MlflowClient
+
+    from transferflow import registry, scoring
+    from transferflow.tracking import TrackingUnavailable, setup_tracking
+
+    model = _model_name(name, params)
+    try:
+        setup_tracking()
+        held = registry.version_by_alias(MlflowClient(), model, alias)
+    except TrackingUnavailable as err:
+        _fail(str(err))
+    if held is None:
+        _fail(f"no version of {model!r} holds @{alias}: run the pipeline first (`transferflow run`)")
+    typer.echo(f"serving {model} v{held.version} (@{alias}) on http://{host}:{port}/invocations")
+    try:
+        raise typer.Exit(subprocess.call(scoring.serve_command(scoring.model_uri(model, alias), host, port)))
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+
+
+@app.command()
+def predict(file: Path = typer.Argument(..., help=".csv/.tsv with a text or sentence column, or one text per line"),
+            output: Path = typer.Option(None, "--output", "-o", help="CSV to write (default: stdout)"),
+            name: str = typer.Option(None, help="registered model name (default: register.model_name)"),
+            params: Path = typer.Option(Path("params.yaml"), "--params", "-p"),
+            alias: str = typer.Option("champion", help="which alias scores")) -> None:
+    """Score a file of texts with the champion; writes text,label as CSV."""
+    from mlflow.tracking import MlflowClient
+
+    from transferflow import registry, scoring
+    from transferflow.tracking import TrackingUnavailable, setup_tracking
+
+    model = _model_name(name, params)
+    if not file.is_file():
+        _fail(f"{file} not found")
+    try:
+        texts = scoring.read_texts(file)
+        setup_tracking()
+        if registry.version_by_alias(MlflowClient(), model, alias) is None:
+            _fail(f"no version of {model!r} holds @{alias}: run the pipeline first (`transferflow run`)")
+    except (TrackingUnavailable, ValueError) as err:
+        _fail(str(err))
+    labels = scoring.predict_texts(scoring.model_uri(model, alias), texts)
+    if output:
+        with open(output, "w", newline="") as out:
+            scoring.write_predictions(texts, labels, out)
+        typer.echo(f"{len(texts)} predictions -> {output}", err=True)
+    else:
+        scoring.write_predictions(texts, labels, sys.stdout)
 
 
 @app.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -30,6 +30,14 @@ class PrepareParams(Section):
     `wikitext/wikitext-2-v1` (needs a network)."""
     label_names: list[str] = ["negative", "positive"]
     """Name of each class id of the task, in id order; the served model answers with these."""
+    aux_task_source: str = "data/ag_news"
+    """Second labelled task, for the multitask strategy: AG News (4 news topics) as a local folder with
+    test.csv (class 1-4, title, description; no header) and classes.txt, or the hub id `ag_news`
+    (needs a network). Only AG News' 7,600-row test split exists locally, so its train, validation and
+    test splits are all carved from that one split with `seed` (the data card says so)."""
+    aux_holdout_rows: int = Field(1000, gt=0)
+    """Rows of the auxiliary task carved (stratified, with `seed`) for each of its validation and test
+    splits; the remaining rows are its training split."""
     validation_size: int = Field(872, gt=0)
     """Rows carved from the task's train split, with `seed`, to form the validation split."""
     max_train_rows: int | None = Field(None, gt=0)
@@ -144,6 +152,50 @@ class RegisterParams(Section):
     """Validation metric that picks the model to register (test is reported, never used to pick)."""
 
 
+class PromoteParams(Section):
+    """The gate between @challenger and @champion (tasks/promote.py); every check must pass."""
+
+    metric: Literal["accuracy", "f1"] = "accuracy"
+    """Test metric the challenger must beat the champion on, by at least `margin`."""
+    margin: float = Field(0.0, ge=0, lt=1)
+    """Smallest gain over the champion on `metric` that counts, absolute (0.01 = one point). Any gain
+    must also be above zero: an equal challenger never replaces the champion."""
+    min_scores: dict[Literal["accuracy", "f1"], Annotated[float, Field(ge=0, le=1)]] = {}
+    """Floors on the challenger's own test scores, e.g. `{accuracy: 0.8}`; each must hold."""
+    test: Literal["mcnemar", "bootstrap"] = "mcnemar"
+    """Paired significance test on the two models' test predictions: McNemar's test on the rows where
+    exactly one model is right, or a paired bootstrap of the `metric` difference."""
+    alpha: float = Field(0.05, gt=0, lt=1)
+    """Significance level: the difference must have a two-sided p-value below it."""
+    bootstrap_resamples: int = Field(1000, ge=100)
+    """Resamples of the test rows for the paired bootstrap and every reported 95% interval."""
+    seed: int = 42
+    """Seed of the bootstrap resampling."""
+
+
+class DataEfficiencyParams(Section):
+    """The data-efficiency experiment (tasks/data_efficiency.py): how each strategy's accuracy holds up as
+    labelled training data shrinks. Training uses the finetune section's hyperparameters and options."""
+
+    fractions: list[Annotated[float, Field(gt=0, le=1)]] = Field([0.01, 0.1, 1.0], min_length=1)
+    """Fractions of the labelled training split to train on: seeded, stratified subsets, each smaller
+    one inside the larger ones; validation and test stay whole."""
+    strategies: list[str] = ["scratch", "full", "lora"]
+    """Strategies trained at every fraction (names of tasks/strategies/ files)."""
+    seed: int = 42
+    """Seed of the training subsets."""
+
+    @model_validator(mode="after")
+    def _known_strategies(self) -> DataEfficiencyParams:
+        from tasks.strategies import get_strategy  # the registry validates names, as for finetune
+
+        for name in self.strategies:
+            get_strategy(name)
+        if len(set(self.strategies)) != len(self.strategies) or len(set(self.fractions)) != len(self.fractions):
+            raise ValueError(f"a strategy or fraction is listed twice: {self.strategies}, {self.fractions}")
+        return self
+
+
 # `register` (a stage name) shadows ABCMeta.register on the model class; harmless for a data field.
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
@@ -163,6 +215,10 @@ class Params(Section):
     """Scoring every fine-tuned model on validation and test."""
     register: RegisterParams = Field(default_factory=RegisterParams)
     """Registration of the best model in the MLflow registry."""
+    promote: PromoteParams = Field(default_factory=PromoteParams)
+    """The promotion gate: the challenger replaces the champion only when it is really better."""
+    data_efficiency: DataEfficiencyParams = Field(default_factory=DataEfficiencyParams)
+    """The data-efficiency experiment: strategies retrained on fractions of the labelled data."""
 
 
 class ParamsError(ValueError):

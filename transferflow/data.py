@@ -56,6 +56,32 @@ def load_glue_task(source: str) -> datasets.DatasetDict:
     return raw.select_columns(["sentence", "label"]).rename_column("sentence", "text")
 
 
+def load_ag_news(source: str) -> datasets.Dataset:
+    """AG News as one labelled split: `text` (title and description), `label` (World, Sports, ...).
+
+    Only upstream's test split is read: it is the only one stored locally (data/ag_news/README.md);
+    the prepare stage carves train, validation and test from it.
+    """
+    if _is_local(source):
+        test, classes = _require_files(Path(source), ["test.csv", "classes.txt"])
+        names = [line.strip() for line in classes.read_text().splitlines() if line.strip()]
+        try:
+            raw = datasets.load_dataset("csv", data_files={"test": str(test)}, split="test",
+                                        column_names=["label", "title", "description"], keep_default_na=False)
+        except Exception as err:
+            raise DataError(f"cannot parse {test} as AG News CSV (class, title, description): {err}") from err
+        bad = sorted(set(raw["label"]) - set(range(1, len(names) + 1)))
+        if bad:
+            raise DataError(f"{test}: class indexes {bad} are outside 1..{len(names)} ({classes})")
+        # Upstream writes line breaks inside descriptions as a backslash; labels are 1-based.
+        ds = raw.map(lambda e: {"text": f"{e['title']} {e['description']}".replace("\\", " "),
+                                "label": e["label"] - 1}, remove_columns=["title", "description"])
+    else:
+        ds = datasets.load_dataset(source, split="test")
+        names = ds.features["label"].names
+    return ds.select_columns(["text", "label"]).cast_column("label", datasets.ClassLabel(names=names))
+
+
 # WikiText's tokenized variant splits numbers and hyphens ("3 @.@ 5", "role @-@ playing") and writes
 # rare words as <unk>; undo the splits and map <unk> to the tokenizer's [UNK].
 _WIKITEXT_JOINS = [(re.compile(r" @(.)@ "), r"\1"), (re.compile(r"<unk>"), "[UNK]")]

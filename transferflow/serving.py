@@ -1,7 +1,8 @@
 """The registered model: an MLflow pyfunc that answers `predict(list of texts)` with label names.
 
 Packaged with `code_paths`, so `mlflow.pyfunc.load_model("models:/<name>@champion")` works in a fresh
-process that has torch, transformers and mlflow, offline.
+process that has torch, transformers, scikit-learn, skops and mlflow, offline. Whatever strategy won,
+its model folder is read by transferflow.models.load_classifier, the same loader evaluate scores with.
 """
 
 from __future__ import annotations
@@ -10,26 +11,15 @@ import mlflow.pyfunc
 
 
 class TextClassifier(mlflow.pyfunc.PythonModel):
-    """A transformers sequence classifier (artifact `model`) behind a texts -> labels interface."""
+    """Any strategy's model folder (artifact `model`) behind a texts -> label names interface."""
 
     batch_size = 64
 
     def load_context(self, context):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transferflow.models import load_classifier  # shipped with the model (code_paths)
 
-        folder = context.artifacts["model"]
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+        self.classifier = load_classifier(context.artifacts["model"], self.batch_size)
 
     def predict(self, context, model_input: list[str], params: dict | None = None) -> list[str]:
-        import torch
-
-        labels: list[str] = []
-        with torch.no_grad():
-            for start in range(0, len(model_input), self.batch_size):
-                batch = self.tokenizer(list(model_input[start:start + self.batch_size]), padding=True,
-                                       truncation=True, max_length=self.model.config.max_position_embeddings,
-                                       return_tensors="pt")
-                ids = self.model(**batch).logits.argmax(-1).tolist()
-                labels.extend(self.model.config.id2label[i] for i in ids)
-        return labels
+        ids = self.classifier.predict(list(model_input))
+        return [self.classifier.label_names[i] for i in ids]

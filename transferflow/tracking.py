@@ -13,6 +13,8 @@ from mlflow.tracking import MlflowClient
 # MLflow's schema inference warns about integer label columns on every dataset it logs; labels are
 # never missing here, so the hint is noise.
 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+# It also registers the local-file dataset source twice and warns that a path is ambiguous between them.
+warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted", category=UserWarning)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "transferflow"

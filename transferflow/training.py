@@ -33,6 +33,7 @@ def training_arguments(p: TrainingParams, output_dir: str, **overrides) -> Train
         data_seed=p.seed,
         report_to=[],  # MlflowMetrics below logs into the stage's own run
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=False,
     )
     return TrainingArguments(**(args | overrides))
@@ -61,6 +62,24 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return trainable, total
+
+
+def optimizer_state_mb(optimizer: torch.optim.Optimizer | None) -> float:
+    """Memory held by the optimizer's state (Adam moments, GaLore projections), in MiB.
+
+    Hand-written: torch reports no such figure. Counts tensors in the state and tensors one level
+    inside state objects (GaLore keeps its projection matrix in a projector object).
+    """
+    if optimizer is None:
+        return 0.0
+    seen, total = set(), 0
+    for state in optimizer.state.values():
+        for value in state.values():
+            for t in (value, *vars(value).values()) if hasattr(value, "__dict__") else (value,):
+                if isinstance(t, torch.Tensor) and id(t) not in seen:
+                    seen.add(id(t))
+                    total += t.numel() * t.element_size()
+    return total / 2**20
 
 
 def peak_memory_mb() -> float:

@@ -2,6 +2,8 @@
 
 A strategy only says where the weights start (pretrained or random) and how the model is wrapped
 or frozen before training; one training loop (tasks/finetune.py, through Trainer) serves them all.
+The few that cannot use that loop (scikit-learn baselines, the two-headed multitask model) set `fit`
+and train themselves; their model folders load through transferflow.models like every other.
 Adding one is one file here plus one row in tests/test_strategies.py.
 """
 
@@ -11,10 +13,14 @@ import importlib
 import pkgutil
 import re
 from dataclasses import dataclass
-from typing import Callable, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+if TYPE_CHECKING:  # datasets is slow to import and only the fit hook's signature names it
+    import datasets
 
 
 class StrategyOptions(BaseModel):
@@ -31,13 +37,32 @@ def _unchanged(model: nn.Module) -> nn.Module:
 
 
 @dataclass(frozen=True)
+class FitInputs:
+    """What a strategy with its own `fit` gets from the finetune stage: data, shared settings, paths."""
+
+    task: datasets.DatasetDict
+    """Prepared task splits (train, validation, test) with columns `text` and `label` (a ClassLabel)."""
+    params: Any
+    """The finetune params section (FinetuneParams): seed, max_length, steps, batch size."""
+    pretrained: Path
+    """Folder of the pretrained encoder (transformers format, with its tokenizer)."""
+    tokenizer: Path
+    """Folder of the trained tokenizer."""
+    prepared: Path
+    """Folder of the prepare stage's outputs (auxiliary tasks such as `aux_task` live here)."""
+    checkpoints: Path
+    """Scratch folder for checkpoints; removed after the stage."""
+
+
+@dataclass(frozen=True)
 class Strategy:
     name: str
     """Name used in params.yaml (finetune.strategies) and on the leaderboard."""
     summary: str
     """One line for `transferflow strategies` and the model card."""
-    init: Literal["pretrained", "random"]
-    """Start from the pretrained encoder, or from random weights of the same architecture."""
+    init: Literal["pretrained", "random", "none"]
+    """Start from the pretrained encoder, from random weights of the same architecture, or use no
+    neural network at all ("none": classical baselines such as tfidf)."""
     adapt: Callable[[nn.Module, StrategyOptions], nn.Module] = lambda model, options: model
     """Freeze or wrap the classifier before training; returns the module to train."""
     export: Callable[[nn.Module], nn.Module] = _unchanged
@@ -49,6 +74,11 @@ class Strategy:
     param_groups: Callable[[nn.Module, float, StrategyOptions], list[dict]] | None = None
     """Optimizer parameter groups with their own learning rates (model, base learning rate, options);
     None trains every trainable parameter at the base rate with Trainer's default AdamW."""
+    fit: Callable[[FitInputs, StrategyOptions, Path], dict] | None = None
+    """A strategy that trains itself instead of the Trainer loop (scikit-learn baselines, multitask):
+    fit(inputs, options, out) writes a model folder `out/model` that transferflow.models.load_classifier
+    reads and returns summary fields: trainable_params, total_params, validation {accuracy, f1, ...},
+    optionally `notes` (lines for the leaderboard). None: the Trainer loop with adapt/export above."""
 
 
 STRATEGIES: dict[str, Strategy] = {}

@@ -21,9 +21,11 @@ class LoraOptions(StrategyOptions):
 def adapt(model, options: LoraOptions):
     from peft import LoraConfig, TaskType, get_peft_model  # imported on use: peft is slow to import
 
-    # TaskType.SEQ_CLS makes peft keep the classification head trainable (modules_to_save).
+    # TaskType.SEQ_CLS makes peft keep the classifier trainable; the pooler trains too, since masked-LM
+    # pretraining left it untrained (named as its Linear: peft 0.21 cannot merge a wrapped non-Linear).
     config = LoraConfig(task_type=TaskType.SEQ_CLS, r=options.r, lora_alpha=options.alpha,
-                        lora_dropout=options.dropout, target_modules=list(options.target_modules))
+                        lora_dropout=options.dropout, target_modules=list(options.target_modules),
+                        modules_to_save=["pooler.dense"])
     return get_peft_model(model, config)
 
 
@@ -32,5 +34,5 @@ def export(model):
     return model.merge_and_unload()
 
 
-register(Strategy(name="lora", summary="pretrained encoder frozen, LoRA adapters + head trained",
+register(Strategy(name="lora", summary="pretrained encoder frozen, LoRA adapters + new head (pooler, classifier) trained",
                   init="pretrained", adapt=adapt, export=export, Options=LoraOptions))

@@ -1,0 +1,21 @@
+"""head: the pretrained encoder frozen, only a new classification head trained (a linear probe).
+
+Measures how much the pretrained features already separate the classes, with no change to them.
+"""
+
+from __future__ import annotations
+
+from tasks.strategies import Strategy, register
+from transferflow.models import classifier_parts
+
+
+def adapt(model, options):
+    _, _, head = classifier_parts(model)
+    model.requires_grad_(False)
+    for module in head:
+        module.requires_grad_(True)
+    return model
+
+
+register(Strategy(name="head", summary="pretrained encoder frozen, only a new head trained (linear probe)",
+                  init="pretrained", adapt=adapt))

@@ -1,0 +1,61 @@
+"""The smoke pipeline end to end through `dvc repro`, in a fresh copy of the repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import REPO, require_data
+from tests.helpers import predict_in_fresh_process, set_params
+
+MODEL = "dvc-e2e"
+
+
+def _copy_repo(dest: Path) -> None:
+    """Tracked and untracked-but-not-ignored files, as a fresh clone would have them."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for name in files:
+        if name.startswith("data/"):
+            continue
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+
+
+def test_dvc_repro_end_to_end(tmp_path, monkeypatch):
+    require_data()
+    repo = tmp_path / "clone"
+    _copy_repo(repo)
+    (repo / "data").symlink_to(REPO / "data", target_is_directory=True)
+    shutil.copy(repo / "params.smoke.yaml", repo / "params.yaml")
+    set_params(repo / "params.yaml", register={"model_name": MODEL})
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'dvc.db'}")
+    env = os.environ.copy()
+
+    out = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=1200)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert {"prepare", "tokenizer", "pretrain", "finetune@lora", "evaluate", "register"} <= set(lock)
+    metrics = json.loads(subprocess.run(["dvc", "metrics", "show", "--json"], cwd=repo, env=env,
+                                        capture_output=True, text=True, check=True).stdout)
+    assert "metrics/evaluate.json" in json.dumps(metrics)
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    stages = {r.data.tags.get("transferflow.stage") for r in client.search_runs(
+        [e.experiment_id for e in client.search_experiments()])}
+    assert {"prepare", "tokenizer", "pretrain", "finetune", "evaluate", "register"} <= stages
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+    labels = predict_in_fresh_process(f"models:/{MODEL}@champion", ["a gripping , funny film"])
+    assert labels[0] in {"negative", "positive"}
+
+    status = subprocess.run(["dvc", "status"], cwd=repo, env=env, capture_output=True, text=True)
+    assert "up to date" in status.stdout.lower(), status.stdout

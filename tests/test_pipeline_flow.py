@@ -1,0 +1,51 @@
+"""The smoke pipeline end to end through the Prefect flow: MLflow runs, registry, champion, caching."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from tests.helpers import predict_in_fresh_process, set_params, stage_runs
+
+MODEL = "flow-e2e"
+
+
+def test_flow_end_to_end(workspace, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'flow.db'}")
+    set_params(workspace / "params.yaml", register={"model_name": MODEL})
+    from flows.pipeline import pipeline
+
+    result = pipeline(params_file="params.yaml")
+
+    client = MlflowClient()
+    runs = stage_runs(client, result["mlflow_run_id"])
+    expected = {"prepare", "tokenizer", "pretrain", "finetune-scratch", "finetune-full", "finetune-lora",
+                "evaluate", "register"}
+    assert expected <= set(runs), runs
+    assert all(runs[name] == "FINISHED" for name in expected)
+    finetune_run = client.search_runs([client.get_run(result["mlflow_run_id"]).info.experiment_id],
+                                      filter_string="tags.`transferflow.strategy` = 'lora'")[0]
+    assert "validation_accuracy" in finetune_run.data.metrics
+    assert any(k.startswith("finetune.learning_rate") for k in finetune_run.data.params)
+    prepare_run = client.get_run(next(r.info.run_id for r in client.search_runs(
+        [finetune_run.info.experiment_id], filter_string="attributes.run_name = 'prepare'")))
+    assert {d.dataset.name for d in prepare_run.inputs.dataset_inputs} >= {"task-train", "task-test"}
+
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    challenger = client.get_model_version_by_alias(MODEL, "challenger")
+    assert str(champion.version) == str(challenger.version) == "1"
+    assert champion.tags["strategy"] in {"scratch", "full", "lora"}
+    assert len(champion.tags["data_hash"]) > 8 and champion.tags["params_hash"]
+
+    leaderboard = json.loads(Path("artifacts/evaluate/leaderboard.json").read_text())
+    assert {r["strategy"] for r in leaderboard} == {"scratch", "full", "lora"}
+    assert leaderboard[0]["strategy"] == champion.tags["strategy"]  # chosen by validation
+
+    labels = predict_in_fresh_process(f"models:/{MODEL}@champion", ["a gripping , funny film", "dull"])
+    assert len(labels) == 2 and set(labels) <= {"negative", "positive"}
+
+    again = pipeline(params_file="params.yaml")  # nothing changed: every stage is a cache hit
+    assert "pretrain" in again["cached"] and "register" in again["cached"]
+    assert len(client.search_model_versions(f"name='{MODEL}'")) == 1

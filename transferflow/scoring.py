@@ -1,0 +1,52 @@
+"""Scoring with the registered champion: over HTTP (MLflow's scoring server) or a file in batch.
+
+    transferflow serve [--port 5000]           # POST {"inputs": ["a gripping film"]} to /invocations
+    transferflow predict reviews.txt -o out.csv
+
+The server is MLflow's own (`mlflow models serve`), run in this environment (`--env-manager local`,
+no network needed), bound to 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+TEXT_COLUMNS = ("text", "sentence")
+"""Columns read from a .csv/.tsv file, first match wins; other files hold one text per line."""
+
+
+def model_uri(name: str, alias: str = "champion") -> str:
+    return f"models:/{name}@{alias}"
+
+
+def serve_command(uri: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> list[str]:
+    return [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--host", host, "--port", str(port),
+            "--workers", str(workers), "--env-manager", "local"]
+
+
+def read_texts(path: Path) -> list[str]:
+    """Texts from a .csv/.tsv with a `text` or `sentence` column, or one per line from any other file."""
+    if path.suffix in (".csv", ".tsv"):
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",",
+                                       quoting=csv.QUOTE_NONE if path.suffix == ".tsv" else csv.QUOTE_MINIMAL))
+        column = next((c for c in TEXT_COLUMNS if rows and c in rows[0]), None)
+        if column is None:
+            raise ValueError(f"{path} has no column named {' or '.join(TEXT_COLUMNS)}")
+        return [r[column] for r in rows]
+    return [line for line in path.read_text().splitlines() if line.strip()]
+
+
+def predict_texts(uri: str, texts: list[str]) -> list[str]:
+    """Label names for texts, from the model in-process (the same answers the server gives)."""
+    import mlflow.pyfunc
+
+    return [str(label) for label in mlflow.pyfunc.load_model(uri).predict(texts)]
+
+
+def write_predictions(texts: list[str], labels: list[str], out) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["text", "label"])
+    writer.writerows(zip(texts, labels))
