@@ -40,7 +40,7 @@ TOKENIZER = Path("artifacts/tokenizer")
 STAGE = StageSpec(
     name="finetune",
     params=("finetune",),
-    deps=("tasks/finetune.py", "tasks/strategies", str(TASK), str(AUX_TASK), str(TOKENIZER), str(PRETRAINED)),
+    deps=("tasks/finetune.py", "tasks/strategies", "transferflow/models.py", str(TASK), str(AUX_TASK), str(TOKENIZER), str(PRETRAINED)),
     outs=("artifacts/finetune/{item}",),
     metrics=("metrics/finetune/{item}.json",),
 )

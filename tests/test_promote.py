@@ -157,3 +157,11 @@ def test_promote_without_challenger_is_one_clear_error(in_pretrained):
     missing = params.model_copy(update={"register": params.register.model_copy(update={"model_name": "nope"})})
     with pytest.raises(promote.PromotionError, match="no @challenger"):
         promote.main(missing)
+
+
+def test_champion_stack_from_history():
+    move = lambda v, prev, action="promote": {"version": v, "previous": prev, "action": action}  # noqa: E731
+    assert registry.reigns([move("1", None, "register"), move("2", "1"), move("3", "2")]) == ["1", "2", "3"]
+    assert registry.reigns([move("1", None, "register"), move("2", "1"), move("1", "2", "rollback")]) == ["1"]
+    # A registry whose champion predates the history: the first move still names who came before.
+    assert registry.reigns([move("3", "1")]) == ["1", "3"]

@@ -17,7 +17,9 @@ import uuid
 import httpx
 import yaml
 from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
 
+from transferflow.cli import app
 from transferflow.schedule import free_port, healthy, stop_tree
 
 DEADLINE_S = 420
@@ -62,7 +64,7 @@ def test_scheduled_training_fires_on_its_own_then_reuses_the_cache(workspace, tm
         done: list[dict] = []
         while len(done) < 2:
             assert proc.poll() is None, log_path.read_text()[-4000:]
-            assert time.monotonic() < deadline, f"no two completed runs in {DEADLINE_S} s:\n" + log_path.read_text()[-4000:]
+            assert time.monotonic() < deadline, f"no 2 runs in {DEADLINE_S} s:\n{log_path.read_text()[-4000:]}"
             runs = finished_runs(api) if healthy(api) else []
             broken = [r for r in runs if r["state_type"] in ("FAILED", "CRASHED")]
             assert not broken, log_text(api, broken[0]["id"]) + log_path.read_text()[-4000:]
@@ -87,3 +89,12 @@ def test_scheduled_training_fires_on_its_own_then_reuses_the_cache(workspace, tm
         except subprocess.TimeoutExpired:
             stop_tree(proc)
     assert not healthy(api), "the Prefect server outlived `transferflow schedule`"
+
+
+def test_a_configured_server_that_is_down_is_one_clear_error(workspace):
+    down = f"http://127.0.0.1:{free_port()}/api"
+    out = CliRunner().invoke(app, ["schedule", "--cron", "0 3 * * *"], env={"PREFECT_API_URL": down})
+    assert out.exit_code == 1 and f"PREFECT_API_URL={down} does not answer" in out.output
+    assert "Traceback" not in out.output
+    out = CliRunner().invoke(app, ["schedule"])
+    assert out.exit_code == 1 and "exactly one of --cron or --interval" in out.output

@@ -179,7 +179,8 @@ def rollback(name: str = typer.Option(None, help="registered model name (default
         entry = registry.rollback(MlflowClient(), model, reason=reason)
     except (TrackingUnavailable, registry.RegistryError) as err:
         _fail(str(err))
-    typer.echo(f"{model}: @champion v{entry['previous']} -> v{entry['version']} (v{entry['previous']} marked rolled back)")
+    was = entry["previous"]
+    typer.echo(f"{model}: @champion v{was} -> v{entry['version']} (v{was} marked rolled back)")
 
 
 @app.command()

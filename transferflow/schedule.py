@@ -71,7 +71,8 @@ def configured_api_url() -> str | None:
     """PREFECT_API_URL from the environment or the active Prefect profile."""
     from prefect.settings import PREFECT_API_URL
 
-    return PREFECT_API_URL.value() or None
+    # The environment first: Prefect reads its settings once, at import.
+    return os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value() or None
 
 
 @contextmanager
