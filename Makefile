@@ -19,7 +19,8 @@ $(BIN)/transferflow: pyproject.toml
 setup: $(BIN)/transferflow
 
 data: setup
-	$(BIN)/dvc pull
+	# data.dvc only: pipeline outputs are rebuilt by the pipeline, not fetched from the remote
+	$(BIN)/dvc pull data.dvc
 
 demo: data
 	$(BIN)/transferflow run --params params.yaml
