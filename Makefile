@@ -23,7 +23,9 @@ data: setup
 	$(BIN)/dvc pull data.dvc
 
 demo: data
-	$(BIN)/transferflow run --params params.yaml
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/transferflow run --params params.yaml
 
+# The venv's bin on PATH, as after `. .venv/bin/activate`: tests call dvc, and MLflow's scoring
+# server starts uvicorn by name.
 test: data
-	$(BIN)/python -m pytest
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest

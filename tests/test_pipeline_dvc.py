@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -35,16 +36,20 @@ def test_dvc_repro_end_to_end(tmp_path, monkeypatch):
     _copy_repo(repo)
     (repo / "data").symlink_to(REPO / "data", target_is_directory=True)
     shutil.copy(repo / "params.smoke.yaml", repo / "params.yaml")
-    set_params(repo / "params.yaml", register={"model_name": MODEL})
+    # Every strategy the demo compares, at smoke size: each must run under dvc as under the flow.
+    demo_strategies = yaml.safe_load((REPO / "params.yaml").read_text())["finetune"]["strategies"]
+    set_params(repo / "params.yaml", register={"model_name": MODEL}, finetune={"strategies": demo_strategies})
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'dvc.db'}")
-    env = os.environ.copy()
+    # dvc and the `python` its stages call must be this interpreter's (the venv's), activated or not.
+    env = os.environ | {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
 
     out = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    assert {"prepare", "tokenizer", "pretrain", "finetune@lora", "evaluate", "register"} <= set(lock)
+    assert {"prepare", "tokenizer", "pretrain", "evaluate", "register"} <= set(lock)
+    assert {f"finetune@{s}" for s in demo_strategies} <= set(lock)
     metrics = json.loads(subprocess.run(["dvc", "metrics", "show", "--json"], cwd=repo, env=env,
                                         capture_output=True, text=True, check=True).stdout)
     assert "metrics/evaluate.json" in json.dumps(metrics)

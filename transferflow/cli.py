@@ -231,7 +231,8 @@ def serve(name: str = typer.Option(None, help="registered model name (default: r
         _fail(f"no version of {model!r} holds @{alias}: run the pipeline first (`transferflow run`)")
     typer.echo(f"serving {model} v{held.version} (@{alias}) on http://{host}:{port}/invocations")
     try:
-        raise typer.Exit(subprocess.call(scoring.serve_command(scoring.model_uri(model, alias), host, port)))
+        raise typer.Exit(subprocess.call(scoring.serve_command(scoring.model_uri(model, alias), host, port),
+                                         env=scoring.serve_env()))
     except KeyboardInterrupt:
         typer.echo("stopped")
 

@@ -10,6 +10,7 @@ no network needed), bound to 127.0.0.1 unless told otherwise.
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,13 @@ TEXT_COLUMNS = ("text", "sentence")
 
 def model_uri(name: str, alias: str = "champion") -> str:
     return f"models:/{name}@{alias}"
+
+
+def serve_env() -> dict[str, str]:
+    """The environment for the scoring server: MLflow starts `uvicorn` by name, so this interpreter's
+    bin folder (the venv's) goes first on PATH even when the venv is not activated."""
+    bin_dir = str(Path(sys.executable).parent)
+    return os.environ | {"PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
 
 
 def serve_command(uri: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> list[str]:

@@ -42,8 +42,9 @@ def setup_tracking() -> str:
     mlflow.set_tracking_uri(uri)
     try:
         MlflowClient().search_experiments(max_results=1)
-        if not os.environ.get("MLFLOW_EXPERIMENT_NAME") and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
-            mlflow.set_experiment(DEFAULT_EXPERIMENT)
+        # By name, every time: mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID itself, and an id from
+        # one store is meaningless in another (a test or a user switching MLFLOW_TRACKING_URI).
+        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
     except Exception as err:  # the client raises many types; all mean the same here
         raise TrackingUnavailable(
             f"MLflow tracking at {uri} is unreachable ({type(err).__name__}: {err}). "
