@@ -41,6 +41,16 @@ def offline(tmp_path_factory):
             os.environ[key] = value
 
 
+@pytest.fixture(autouse=True)
+def tracking_follows_env(offline):
+    """MLflow keeps the last set_tracking_uri in a global; a test that pointed MLFLOW_TRACKING_URI
+    elsewhere (monkeypatch, undone after it) must not leave the next test writing to that store."""
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    yield
+
+
 def require_data() -> None:
     if not (REPO / "data" / "sst2" / "train.tsv").is_file():
         pytest.fail("data/ is missing: run `dvc pull` in the repo before the tests")
