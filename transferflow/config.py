@@ -22,6 +22,9 @@ class Section(BaseModel):
 
 
 class PrepareParams(Section):
+    task_type: Literal["classification", "ner"] = "classification"
+    """Shape of the labelled task: `classification` (one label per text, e.g. SST-2) or `ner` (one BIO
+    tag per word, e.g. CoNLL-2003 in `data/conll2003`)."""
     task_source: str = "data/sst2"
     """Labelled task data: a local GLUE-style folder (train.tsv, dev.tsv) or a hub id such as
     `glue/sst2` (needs a network). dev is the test split: GLUE ships no labelled SST-2 test set."""
@@ -61,7 +64,9 @@ class TokenizerParams(Section):
     """Lower-case text before tokenizing (SST-2 is lower-cased already)."""
 
 
-class EncoderParams(Section):
+class ModelParams(Section):
+    """Size of the transformer of any family (BERT, GPT-2 or T5 configuration)."""
+
     hidden_size: int = Field(128, gt=0)
     """Width of every transformer layer."""
     num_layers: int = Field(4, gt=0)
@@ -71,12 +76,13 @@ class EncoderParams(Section):
     intermediate_size: int = Field(512, gt=0)
     """Width of the feed-forward block."""
     max_length: int = Field(128, ge=8)
-    """Longest sequence the model sees (position embeddings)."""
+    """Longest sequence the model sees: position embeddings (bert, gpt), training length (t5). For gpt,
+    few-shot prompts must fit it, so it is larger there."""
     dropout: float = Field(0.1, ge=0, lt=1)
     """Dropout on hidden states and attention probabilities."""
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> EncoderParams:
+    def _heads_divide_width(self) -> ModelParams:
         if self.hidden_size % self.num_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})")
         return self
@@ -103,11 +109,23 @@ class TrainingParams(Section):
     """Seed of initialisation, masking and data order."""
 
 
+Family = Literal["bert", "gpt", "t5"]
+
+
 class PretrainParams(TrainingParams):
-    model: EncoderParams = Field(default_factory=EncoderParams)
-    """Architecture of the BERT-style encoder built from scratch (no hub weights exist offline)."""
+    family: Family = "bert"
+    """Model family, each with its own tokenizer and pretraining objective: `bert` (WordPiece, masked LM,
+    encoder), `gpt` (byte-level BPE, causal LM, decoder), `t5` (unigram with sentinels, span corruption,
+    encoder-decoder). Fine-tuning strategies declare the families they apply to."""
+    model: ModelParams = Field(default_factory=ModelParams)
+    """Architecture of the model built from scratch (no hub weights exist offline); for t5, the encoder
+    and the decoder each get `num_layers` layers."""
     mlm_probability: float = Field(0.15, gt=0, lt=1)
-    """Fraction of tokens selected for masked-LM prediction."""
+    """bert: fraction of tokens selected for masked-LM prediction."""
+    noise_density: float = Field(0.15, gt=0, lt=1)
+    """t5: fraction of tokens hidden by span corruption."""
+    mean_span_length: float = Field(3.0, ge=1)
+    """t5: mean length of a corrupted span, in tokens (T5 uses 3)."""
     max_eval_lines: int | None = Field(2000, gt=0)
     """Validation lines used for perplexity; null uses the whole validation corpus."""
 
@@ -219,6 +237,22 @@ class Params(Section):
     """The promotion gate: the challenger replaces the champion only when it is really better."""
     data_efficiency: DataEfficiencyParams = Field(default_factory=DataEfficiencyParams)
     """The data-efficiency experiment: strategies retrained on fractions of the labelled data."""
+
+    @model_validator(mode="after")
+    def _strategies_fit_family_and_task(self) -> Params:
+        # Across sections: a strategy applies to some model families and task types only.
+        from tasks.strategies import get_strategy
+
+        family, task_type = self.pretrain.family, self.prepare.task_type
+        for key, names in (("finetune.strategies", self.finetune.strategies),
+                           ("data_efficiency.strategies", self.data_efficiency.strategies)):
+            for name in names:
+                strategy = get_strategy(name)
+                if family not in strategy.families or task_type not in strategy.task_types:
+                    raise ValueError(
+                        f"{key}: {name!r} applies to families {list(strategy.families)} and task types "
+                        f"{list(strategy.task_types)}, not family {family!r} with task type {task_type!r}")
+        return self
 
 
 class ParamsError(ValueError):

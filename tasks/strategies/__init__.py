@@ -74,6 +74,10 @@ class Strategy:
     param_groups: Callable[[nn.Module, float, StrategyOptions], list[dict]] | None = None
     """Optimizer parameter groups with their own learning rates (model, base learning rate, options);
     None trains every trainable parameter at the base rate with Trainer's default AdamW."""
+    families: tuple[str, ...] = ("bert",)
+    """Model families (pretrain.family) the strategy applies to; init "none" strategies apply to all."""
+    task_types: tuple[str, ...] = ("classification",)
+    """Task types (prepare.task_type) the strategy applies to."""
     fit: Callable[[FitInputs, StrategyOptions, Path], dict] | None = None
     """A strategy that trains itself instead of the Trainer loop (scikit-learn baselines, multitask):
     fit(inputs, options, out) writes a model folder `out/model` that transferflow.models.load_classifier
