@@ -27,12 +27,11 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 
+from tasks.evaluate import score_split
 from tasks.finetune import PRETRAINED, TASK, TOKENIZER, finetune
 from transferflow.config import Params
 from transferflow.data import load_prepared
 from transferflow.files import atomic_dir, write_json, write_text
-from transferflow.metrics import classification_scores
-from transferflow.models import load_classifier
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
 
@@ -41,8 +40,10 @@ SCRATCH = Path("checkpoints/data_efficiency")
 STAGE = StageSpec(
     name="data_efficiency",
     params=("data_efficiency", "finetune"),
-    deps=("tasks/data_efficiency.py", "tasks/finetune.py", "tasks/strategies", "transferflow/models.py", str(TASK),
-          str(TOKENIZER), str(PRETRAINED)),
+    deps=("tasks/data_efficiency.py", "tasks/finetune.py", "tasks/evaluate.py", "tasks/strategies",
+          "transferflow/models.py", "transferflow/token_classification.py", "transferflow/prompting.py",
+          "transferflow/text_to_text.py", str(TASK), str(TOKENIZER),
+          str(PRETRAINED)),
     outs=(str(OUT),),
     metrics=("metrics/data_efficiency.json",),
     plots=("plots/data_efficiency.csv",),
@@ -53,11 +54,12 @@ COLUMNS = ["strategy", "fraction", "train_rows", "validation_accuracy", "validat
 
 def training_subset(train: datasets.Dataset, fraction: float, seed: int) -> datasets.Dataset:
     """A seeded, stratified `fraction` of `train`; with one seed, smaller fractions sit inside larger ones.
+    A ner task has no label per row to stratify on: its sentences are one seeded permutation.
 
     Hand-written: datasets' train_test_split stratifies, but its subsets of different sizes do not nest.
     """
     rng = np.random.default_rng(seed)
-    labels = np.asarray(train["label"])
+    labels = np.asarray(train["label"] if "label" in train.column_names else np.zeros(len(train), dtype=int))
     keep: list[int] = []
     for label in np.unique(labels):  # the same permutation per class for every fraction: nested subsets
         rows = rng.permutation(np.flatnonzero(labels == label))
@@ -74,8 +76,7 @@ def run_one(params: Params, strategy: str, fraction: float, task: datasets.Datas
             mlflow.start_run(run_name=f"{strategy}-{fraction:g}", nested=True):
         mlflow.set_tags({"transferflow.strategy": strategy, "transferflow.fraction": str(fraction)})
         summary = finetune(params.finetune, strategy, Path(tmp), Path(tmp) / "checkpoints", task=subset)
-        preds = load_classifier(Path(tmp) / "model").predict(task["test"]["text"])
-        test = classification_scores(preds, task["test"]["label"])
+        test = score_split(Path(tmp) / "model", task["test"], batch_size=64)[0]  # ner: seqeval, as evaluate
         row = {"strategy": strategy, "fraction": fraction, "train_rows": len(subset["train"]),
                "validation_accuracy": summary["validation"]["accuracy"], "validation_f1": summary["validation"]["f1"],
                "test_accuracy": test["accuracy"], "test_f1": test["f1"], "steps": summary["steps"],

@@ -3,7 +3,9 @@
     python -m tasks.evaluate [--params params.yaml]
 
 Metrics come from the `evaluate` library, loaded offline (transferflow/metrics). The leaderboard is
-sorted by validation score; test is reported beside it and never used to choose.
+sorted by validation score; test is reported beside it and never used to choose. A ner task fills the
+same columns from seqeval: accuracy is token accuracy, precision/recall/f1 are entity-level (micro over
+entities); per-type F1 goes into the notes, and the confusion matrices count word tags.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from transferflow.data import load_prepared
 from transferflow.files import atomic_dir, read_json, write_json, write_text
 from transferflow.metrics import classification_scores
 from transferflow.models import load_classifier
+from transferflow.token_classification import TAGS, is_tagging, tag_scores
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
 
@@ -35,7 +38,8 @@ OUT = Path("artifacts/evaluate")
 STAGE = StageSpec(
     name="evaluate",
     params=("evaluate", "finetune.strategies", "register.metric"),
-    deps=("tasks/evaluate.py", "transferflow/models.py", str(TASK), str(FINETUNED)),
+    deps=("tasks/evaluate.py", "transferflow/models.py", "transferflow/token_classification.py",
+          "transferflow/prompting.py", "transferflow/text_to_text.py", str(TASK), str(FINETUNED)),
     outs=(str(OUT),),
     metrics=("metrics/evaluate.json",),
     plots=("plots/confusion.csv", "plots/leaderboard.csv"),
@@ -47,6 +51,19 @@ COLUMNS = ["strategy", "validation_accuracy", "validation_f1", "test_accuracy", 
 def predict(model_dir: Path, texts: list[str], batch_size: int) -> np.ndarray:
     """Label ids from any strategy's model folder (transformers, peft, scikit-learn: transferflow/models)."""
     return load_classifier(model_dir, batch_size).predict(texts)
+
+
+def score_split(model_dir: Path, split, batch_size: int) -> tuple[dict, dict, list[int], list[int]]:
+    """(scores, per-entity-type scores, reference ids, predicted ids) of one model on one split; the ids
+    are what the confusion matrix counts: one per row, or for ner one tag per word."""
+    if not is_tagging(split):
+        preds = predict(model_dir, split["text"], batch_size)
+        return classification_scores(preds, split["label"]), {}, list(split["label"]), list(preds)
+    names = split.features[TAGS].feature.names
+    index = {name: i for i, name in enumerate(names)}
+    pred = load_classifier(model_dir, batch_size).predict_tags(split["tokens"])  # a TokenTagger
+    scores, by_type = tag_scores(pred, [[names[t] for t in tags] for tags in split[TAGS]])
+    return scores, by_type, [t for tags in split[TAGS] for t in tags], [index[t] for tags in pred for t in tags]
 
 
 def leaderboard_markdown(rows: list[dict], notes: dict[str, list[str]] | None = None) -> str:
@@ -67,7 +84,7 @@ def _csv(rows: list[dict], columns: list[str]) -> str:
 
 
 def _confusion_png(path: Path, refs, preds, label_names: list[str], title: str) -> None:
-    fig, ax = plt.subplots(figsize=(4, 4))
+    fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(label_names)),) * 2)  # ner: 9 tags need room
     ConfusionMatrixDisplay(confusion_matrix(refs, preds, labels=range(len(label_names))),
                            display_labels=label_names).plot(ax=ax, colorbar=False)
     ax.set_title(title)
@@ -97,19 +114,23 @@ def main(params: Params, parent_run_id: str | None = None) -> list[dict]:
     selection = params.register.metric
     with stage_run("evaluate", p.model_dump() | {"strategies": params.finetune.strategies}, parent_run_id):
         task = load_prepared(TASK)
-        label_names = task["test"].features["label"].names
-        rows, predictions, notes = [], {}, {}
+        ner = is_tagging(task["test"])
+        label_names = task["test"].features[TAGS].feature.names if ner else task["test"].features["label"].names
+        rows, predictions, references, notes = [], {}, {}, {}
         for name in params.finetune.strategies:
             folder = FINETUNED / name
             if not (folder / "summary.json").is_file():
                 raise FileNotFoundError(f"{folder} has no finished model: run the finetune stage for {name!r}")
             row: dict = {"strategy": name}
             for split in ("validation", "test"):
-                preds = predict(folder / "model", task[split]["text"], p.batch_size)
-                predictions[(name, split)] = preds
-                row |= {f"{split}_{k}": v for k, v in classification_scores(preds, task[split]["label"]).items()}
+                scores, by_type, references[split], predictions[(name, split)] = score_split(
+                    folder / "model", task[split], p.batch_size)
+                row |= {f"{split}_{k}": v for k, v in scores.items()}
             summary = read_json(folder / "summary.json")
             notes[name] = summary.get("notes", [])
+            if by_type:  # ner: the last split scored is test
+                notes[name].append("test entity F1 by type: " + ", ".join(
+                    f"{kind} {s['f1']:.4f} ({s['number']} entities)" for kind, s in by_type.items()))
             # .get: summaries written before a column existed still make a row (blank there)
             row |= {k: summary.get(k) for k in ("trainable_params", "trainable_pct", "train_seconds",
                                                 "peak_memory_mb", "optimizer_state_mb", "stored_mb")}
@@ -122,11 +143,11 @@ def main(params: Params, parent_run_id: str | None = None) -> list[dict]:
             write_json(tmp / "leaderboard.json", rows)
             _accuracy_png(tmp / "leaderboard.png", rows)
             for name in params.finetune.strategies:
-                _confusion_png(tmp / f"confusion_{name}.png", task["test"]["label"], predictions[(name, "test")],
-                               label_names, f"{name} (test)")
+                _confusion_png(tmp / f"confusion_{name}.png", references["test"], predictions[(name, "test")],
+                               label_names, f"{name} (test{', word tags' if ner else ''})")
         write_json(STAGE.metrics[0], {"best_by_validation": best, **{r["strategy"]: r for r in rows}})
         confusion_rows = [{"actual": label_names[a], "predicted": label_names[b]}
-                          for a, b in zip(task["test"]["label"], predictions[(best, "test")])]
+                          for a, b in zip(references["test"], predictions[(best, "test")])]
         write_text(STAGE.plots[0], _csv(confusion_rows, ["actual", "predicted"]))
         write_text(STAGE.plots[1], _csv(rows, ["strategy", "validation_accuracy", "test_accuracy"]))
         mlflow.log_artifacts(str(OUT), "evaluate")

@@ -1,4 +1,4 @@
-"""finetune: train a sequence classifier on the task with one strategy.
+"""finetune: train a sequence classifier (for a ner task, a token classifier) on the task with one strategy.
 
     python -m tasks.finetune [--params params.yaml] STRATEGY
 
@@ -19,8 +19,9 @@ import datasets
 import mlflow
 import numpy as np
 import torch
-from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer,
-                          DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed)
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                          AutoTokenizer, DataCollatorForTokenClassification, DataCollatorWithPadding,
+                          EarlyStoppingCallback, Trainer, set_seed)
 
 from tasks.strategies import FitInputs, Strategy, get_strategy
 from transferflow.config import FinetuneParams, Params
@@ -30,6 +31,7 @@ from transferflow.metrics import classification_scores
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
 from transferflow.models import save_classifier
+from transferflow.token_classification import TAGS, encode_tagged, is_tagging, trainer_metrics
 from transferflow.training import (MlflowMetrics, count_parameters, optimizer_state_mb, peak_memory_mb,
                                   training_arguments)
 
@@ -40,7 +42,9 @@ TOKENIZER = Path("artifacts/tokenizer")
 STAGE = StageSpec(
     name="finetune",
     params=("finetune",),
-    deps=("tasks/finetune.py", "tasks/strategies", "transferflow/models.py", str(TASK), str(AUX_TASK), str(TOKENIZER), str(PRETRAINED)),
+    deps=("tasks/finetune.py", "tasks/strategies", "transferflow/models.py", "transferflow/token_classification.py",
+          "transferflow/prompting.py", "transferflow/text_to_text.py",
+          str(TASK), str(AUX_TASK), str(TOKENIZER), str(PRETRAINED)),
     outs=("artifacts/finetune/{item}",),
     metrics=("metrics/finetune/{item}.json",),
 )
@@ -53,14 +57,15 @@ def encode_task(task: datasets.DatasetDict, tokenizer, max_length: int) -> datas
     return task.map(encode, batched=True, remove_columns=["text"]).rename_column("label", "labels")
 
 
-def build_classifier(init: str, label_names: list[str], seed: int):
-    """The pretrained encoder with a new head, or the same architecture from random weights."""
+def build_classifier(init: str, label_names: list[str], seed: int, auto_class=AutoModelForSequenceClassification):
+    """The pretrained encoder with a new head, or the same architecture from random weights; `auto_class`
+    picks the head (AutoModelForTokenClassification: one label per word piece, for ner)."""
     labels = dict(num_labels=len(label_names), id2label=dict(enumerate(label_names)),
                   label2id={n: i for i, n in enumerate(label_names)})
     set_seed(seed)
     if init == "pretrained":
-        return AutoModelForSequenceClassification.from_pretrained(PRETRAINED, **labels)
-    return AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(PRETRAINED, **labels))
+        return auto_class.from_pretrained(PRETRAINED, **labels)
+    return auto_class.from_config(AutoConfig.from_pretrained(PRETRAINED, **labels))
 
 
 def _compute_metrics(eval_pred) -> dict[str, float]:
@@ -83,7 +88,9 @@ def _fit_itself(strategy: Strategy, options, p: FinetuneParams, task: datasets.D
     summary = {"strategy": strategy.name, "init": strategy.init,
                "trainable_pct": 100 * fitted["trainable_params"] / fitted["total_params"],
                "train_seconds": seconds, "steps": 0, "peak_memory_mb": peak_memory_mb(),
-               "optimizer_state_mb": 0.0, "stored_mb": _folder_bytes(out / "model") / 2**20, **fitted}
+               "optimizer_state_mb": 0.0, **fitted}
+    stored = out / "adapter" if (out / "adapter").exists() else out / "model"  # sft_lora keeps its adapter
+    summary["stored_mb"] = _folder_bytes(stored) / 2**20
     write_json(out / "summary.json", summary)
     return summary
 
@@ -101,8 +108,15 @@ def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path,
     if strategy.fit:
         return _fit_itself(strategy, options, p, task, out, checkpoints)
     tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
-    data = encode_task(task, tokenizer, p.max_length)
-    model = strategy.adapt(build_classifier(strategy.init, task["train"].features["label"].names, p.seed), options)
+    if is_tagging(task["train"]):  # ner: a tag per word, scored on entities (transferflow/token_classification.py)
+        label_names = task["train"].features[TAGS].feature.names
+        data, collator = encode_tagged(task, tokenizer, p.max_length), DataCollatorForTokenClassification(tokenizer)
+        auto_class, compute_metrics = AutoModelForTokenClassification, trainer_metrics(label_names)
+    else:
+        label_names = task["train"].features["label"].names
+        data, collator = encode_task(task, tokenizer, p.max_length), DataCollatorWithPadding(tokenizer)
+        auto_class, compute_metrics = AutoModelForSequenceClassification, _compute_metrics
+    model = strategy.adapt(build_classifier(strategy.init, label_names, p.seed, auto_class), options)
     trainable, total = count_parameters(model)
     learning_rate = options.learning_rate or p.learning_rate
     args = training_arguments(
@@ -116,7 +130,7 @@ def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path,
     trainer = Trainer(
         model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
         optimizers=(optimizer, None),
-        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_compute_metrics,
+        data_collator=collator, compute_metrics=compute_metrics,
         callbacks=[MlflowMetrics(), EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience)],
     )
     started = time.perf_counter()

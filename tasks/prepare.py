@@ -3,7 +3,8 @@
     python -m tasks.prepare [--params params.yaml]
 
 Task data (SST-2): GLUE's dev set is the test split (its test set has no labels) and validation is
-carved from train with a seed, so selection never sees test. Auxiliary task (AG News, for the
+carved from train with a seed, so selection never sees test. NER task data (CoNLL-2003, task_type ner):
+its own train, validation and test splits, kept as the benchmark fixes them. Auxiliary task (AG News, for the
 multitask strategy): only its test split exists locally, so train, validation and test are all carved
 from it with a seed. Corpus (WikiText-2): paragraphs for pretraining, headings and blank lines dropped.
 """
@@ -18,7 +19,8 @@ import datasets
 import mlflow
 
 from transferflow.config import Params, PrepareParams
-from transferflow.data import DataError, clean_corpus_line, load_ag_news, load_glue_task, load_text_corpus
+from transferflow.data import (DataError, clean_corpus_line, load_ag_news, load_conll, load_glue_task,
+                               load_text_corpus)
 from transferflow.files import atomic_dir, write_json
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
@@ -27,7 +29,7 @@ OUT = Path("artifacts/prepare")
 STAGE = StageSpec(
     name="prepare",
     params=("prepare",),
-    deps=("tasks/prepare.py", "data/sst2", "data/wikitext2", "data/ag_news"),
+    deps=("tasks/prepare.py", "data/sst2", "data/wikitext2", "data/ag_news", "data/conll2003"),
     outs=(str(OUT),),
     metrics=("metrics/prepare.json",),
 )
@@ -96,6 +98,52 @@ def prepare_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
     return splits, card
 
 
+def _ner_card_entry(ds: datasets.Dataset, tag_names: list[str]) -> dict:
+    """Sentences, words, entity mentions per type (read from the tags as seqeval reads them), content hash."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    digest, entities = hashlib.sha256(), Counter()
+    for words, tags in zip(ds["tokens"], ds["tags"]):
+        names = [tag_names[t] for t in tags]
+        digest.update(("\t".join(f"{w} {t}" for w, t in zip(words, names)) + "\n").encode())
+        entities.update(kind for kind, _, _ in get_entities(names))
+    return {"sentences": len(ds), "tokens": sum(map(len, ds["tokens"])),
+            "entities": sum(entities.values()), "entities_by_type": dict(sorted(entities.items())),
+            "sha256": digest.hexdigest()}
+
+
+def prepare_ner_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
+    """CoNLL-style NER: the data's own train, validation and test splits, seeded subsamples where asked.
+
+    Columns: `tokens` (words), `tags` (BIO tag ids, names from prepare.label_names) and `text` (the words
+    joined by spaces, what a served model is sent). Sentences of test that also occur in train are
+    counted in the card, not dropped: CoNLL-2003's test split is a fixed benchmark (published F1 is on
+    all of it), and most repeats are short boilerplate (sports scores, datelines) that any newswire
+    model meets in training.
+    """
+    raw = load_conll(p.task_source, p.label_names)
+    raw = raw.map(lambda e: {"text": " ".join(e["tokens"])})
+    in_train = set(raw["train"]["text"])
+    repeated = [t for t in raw["test"]["text"] if t in in_train]
+    limits = {"train": p.max_train_rows, "validation": p.validation_size, "test": p.max_test_rows}
+    splits = datasets.DatasetDict({
+        name: ds.shuffle(seed=p.seed).select(range(limits[name])) if limits[name] and len(ds) > limits[name] else ds
+        for name, ds in raw.items()})
+    card = {
+        "source": p.task_source,
+        "task_type": "ner",
+        "test_split": "the data's own test split (CoNLL-2003: testb), as the benchmark fixes it",
+        "validation_split": f"the data's own validation split (CoNLL-2003: testa), at most {p.validation_size} "
+                            f"sentences, seed {p.seed}",
+        "test_sentences_in_train": {
+            "sentences": len(repeated), "share": len(repeated) / max(len(raw["test"]), 1),
+            "distinct": len(set(repeated)), "examples": sorted(set(repeated), key=lambda t: (-len(t), t))[:5],
+            "note": "kept: the benchmark's test split is fixed; counted before any subsampling"},
+        "splits": {name: _ner_card_entry(ds, p.label_names) for name, ds in splits.items()},
+    }
+    return splits, card
+
+
 def prepare_aux_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
     """AG News split three ways from the one split we have (its upstream test split), stratified."""
     raw = load_ag_news(p.aux_task_source).map(_normalise).filter(lambda e: bool(e["text"]))
@@ -142,7 +190,7 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
     """Prepare the task splits, the auxiliary task's splits and the pretraining corpus."""
     p = params.prepare
     with stage_run("prepare", p.model_dump(), parent_run_id):
-        task, task_card = prepare_task(p)
+        task, task_card = (prepare_ner_task if p.task_type == "ner" else prepare_task)(p)
         aux, aux_card = prepare_aux_task(p)
         corpus, corpus_card = prepare_corpus(p)
         card = {"task": task_card, "aux_task": aux_card, "corpus": corpus_card}
@@ -151,7 +199,8 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
             aux.save_to_disk(tmp / "aux_task")
             corpus.save_to_disk(tmp / "corpus")
             write_json(tmp / "data_card.json", card)
-        figures = {f"{name}_rows": s["rows"] for name, s in task_card["splits"].items()}
+        figures = {f"{name}_{k}": s[k] for name, s in task_card["splits"].items()
+                   for k in ("rows", "sentences", "tokens", "entities") if k in s}  # ner counts sentences
         figures |= {f"aux_{name}_rows": s["rows"] for name, s in aux_card["splits"].items()}
         figures["corpus_words"] = corpus_card["splits"]["train"]["words"]
         write_json(STAGE.metrics[0], figures)
@@ -160,7 +209,7 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         for split in ("train", "validation", "test"):
             mlflow.log_input(
                 mlflow.data.from_pandas(task[split].to_pandas(), source=p.task_source, name=f"task-{split}",
-                                        targets="label"),
+                                        targets="tags" if p.task_type == "ner" else "label"),
                 context=split,
             )
     return card

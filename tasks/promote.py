@@ -35,8 +35,8 @@ STAGE = StageSpec(
     name="promote",
     params=("promote", "register.model_name"),
     # metrics/register.json is register's output: it orders this stage after registration in dvc.
-    deps=("tasks/promote.py", "transferflow/gate.py", "transferflow/registry.py", str(TASK),
-          "metrics/register.json"),
+    deps=("tasks/promote.py", "transferflow/gate.py", "transferflow/registry.py",
+          "transferflow/token_classification.py", str(TASK), "metrics/register.json"),
     outs=(),
     metrics=("metrics/promote.json",),
 )
@@ -80,12 +80,16 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
 
     with stage_run("promote", p.model_dump() | {"model_name": name}, parent_run_id) as run:
         test = load_prepared(TASK)["test"]
-        names = test.features["label"].names
-        # Versions, not aliases: the numbers must belong to the versions the decision is about.
-        score = lambda v: registry.predict_ids(f"models:/{name}/{v}", test["text"], names)  # noqa: E731
-        result = gate.compare(test["label"], score(champion_v) if champion_v else None, score(challenger_v),
+        # Versions, not aliases: the numbers must belong to the versions the decision is about. A ner task
+        # is judged per sentence (gate.NER): entity F1, token accuracy, McNemar on exact entity sets.
+        def score(version: str):  # (scoring, labels, predictions) of one version on test
+            scoring, [(labels, preds)] = registry.gate_rows(f"models:/{name}/{version}", [test])
+            return scoring, labels, preds
+
+        scoring, labels, challenger_preds = score(challenger_v)
+        result = gate.compare(labels, score(champion_v)[2] if champion_v else None, challenger_preds,
                               metric=p.metric, margin=p.margin, min_scores=p.min_scores, test=p.test,
-                              alpha=p.alpha, n_resamples=p.bootstrap_resamples, seed=p.seed)
+                              alpha=p.alpha, n_resamples=p.bootstrap_resamples, seed=p.seed, scoring=scoring)
         rolled_back = tags.get(registry.ROLLED_BACK_TAG)
         result.checks.append(gate.Check("never rolled back", "not rolled back",
                                         f"rolled back {rolled_back}" if rolled_back else "no", not rolled_back))

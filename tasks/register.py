@@ -24,7 +24,8 @@ from mlflow.tracking import MlflowClient
 from transferflow import model_card, registry
 from transferflow.config import Params
 from transferflow.files import read_json, write_json
-from transferflow.serving import TextClassifier
+from transferflow.serving import EntityTagger, TextClassifier
+from transferflow.token_classification import is_token_classifier_folder
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
 
@@ -32,12 +33,15 @@ LEADERBOARD = Path("artifacts/evaluate/leaderboard.json")
 STAGE = StageSpec(
     name="register",
     params=("register",),
-    deps=("tasks/register.py", "transferflow/serving.py", "transferflow/models.py", "transferflow/model_card.py",
-          "transferflow/registry.py", str(LEADERBOARD), "artifacts/finetune"),
+    deps=("tasks/register.py", "transferflow/serving.py", "transferflow/models.py",
+          "transferflow/token_classification.py", "transferflow/prompting.py",
+          "transferflow/text_to_text.py", "transferflow/model_card.py", "transferflow/registry.py",
+          str(LEADERBOARD), "artifacts/finetune"),
     outs=(),
     metrics=("metrics/register.json",),
 )
 EXAMPLE = ["a gripping , funny film", "a dull , lifeless mess"]
+NER_EXAMPLE = ["EU rejects German call to boycott British lamb .", "Peter Blackburn"]
 
 
 def data_hash(dvc_file: Path = Path("data.dvc")) -> str:
@@ -78,14 +82,17 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
             f"test_{p.metric}": str(best[f"test_{p.metric}"])}
     with stage_run("register", p.model_dump(), parent_run_id) as run:
         mlflow.set_tags({f"transferflow.{k}": v for k, v in tags.items()})
+        folder = Path("artifacts/finetune") / strategy / "model"
+        ner = is_token_classifier_folder(folder)  # a ner winner answers entity spans, not labels
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=TextClassifier(),
-            artifacts={"model": str(Path("artifacts/finetune") / strategy / "model")},
+            name="model", python_model=EntityTagger() if ner else TextClassifier(),
+            artifacts={"model": str(folder)},
             code_paths=[str(Path(__file__).resolve().parents[1] / "transferflow")],
-            input_example=EXAMPLE,
-            # every library transferflow/models.py may load a winner with (peft: prefix; skops: tfidf, features)
+            input_example=NER_EXAMPLE if ner else EXAMPLE,
+            # every library transferflow/models.py may load a winner with (peft: prefix; skops: tfidf, features;
+            # seqeval: ner spans)
             pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "torch", "transformers", "peft",
-                                                                    "scikit-learn", "skops")],
+                                                                    "scikit-learn", "skops", "seqeval")],
         )
         client = MlflowClient()
         created = mlflow.register_model(info.model_uri, p.model_name, tags=tags)

@@ -1,9 +1,11 @@
-"""tokenizer: train a WordPiece tokenizer on the pretraining corpus.
+"""tokenizer: train the model family's tokenizer on the pretraining corpus.
 
     python -m tasks.tokenizer [--params params.yaml]
 
-Trained with `tokenizers` (BERT's normaliser and pre-tokeniser), saved as a
-`PreTrainedTokenizerFast` folder that `AutoTokenizer.from_pretrained` loads.
+Each family gets the tokenizer it was designed with, trained with `tokenizers`:
+bert WordPiece (BERT's normaliser and pre-tokeniser), gpt byte-level BPE (GPT-2: every byte string is
+encodable, no unknown token), t5 Unigram with `<extra_id_N>` sentinels (T5's SentencePiece scheme).
+Saved as a `PreTrainedTokenizerFast` folder that `AutoTokenizer.from_pretrained` loads.
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from transferflow.tracking import stage_run
 OUT = Path("artifacts/tokenizer")
 CORPUS = Path("artifacts/prepare/corpus")
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+GPT_EOS, GPT_PAD = "<|endoftext|>", "<pad>"
+T5_SENTINELS = [f"<extra_id_{i}>" for i in range(100)]  # T5's 100 span-corruption placeholders
 STAGE = StageSpec(
     name="tokenizer",
-    params=("tokenizer",),
+    params=("tokenizer", "pretrain.family", "pretrain.model.max_length"),
     deps=("tasks/tokenizer.py", str(CORPUS)),
     outs=(str(OUT),),
 )
 
 
-def train_tokenizer(texts, p: TokenizerParams, model_max_length: int = 512) -> PreTrainedTokenizerFast:
+def wordpiece(texts, p: TokenizerParams, model_max_length: int = 512) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=p.lowercase)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -50,17 +54,52 @@ def train_tokenizer(texts, p: TokenizerParams, model_max_length: int = 512) -> P
     )
 
 
+def byte_level_bpe(texts, p: TokenizerParams, model_max_length: int = 512) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    if p.lowercase:
+        tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=p.vocab_size, min_frequency=p.min_frequency,
+                                  special_tokens=[GPT_EOS, GPT_PAD],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer=trainer)
+    # No post-processor: a causal LM sees text as is; pretraining appends <|endoftext|> between lines.
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=GPT_EOS, eos_token=GPT_EOS, unk_token=GPT_EOS,
+                                   pad_token=GPT_PAD, model_max_length=model_max_length)
+
+
+def unigram_with_sentinels(texts, p: TokenizerParams, model_max_length: int = 512) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.Unigram())
+    steps = [normalizers.NFKC(), normalizers.Lowercase()] if p.lowercase else [normalizers.NFKC()]
+    tok.normalizer = normalizers.Sequence(steps)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=p.vocab_size, unk_token="<unk>",
+                                      special_tokens=["<pad>", "</s>", "<unk>", *T5_SENTINELS])
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                       special_tokens=[("</s>", tok.token_to_id("</s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   additional_special_tokens=T5_SENTINELS, model_max_length=model_max_length)
+
+
+TRAINERS = {"bert": wordpiece, "gpt": byte_level_bpe, "t5": unigram_with_sentinels}
+"""Tokenizer of each model family (pretrain.family)."""
+
+
 def main(params: Params, parent_run_id: str | None = None) -> dict:
     """Train the WordPiece tokenizer on the prepared corpus."""
     p = params.tokenizer
-    with stage_run("tokenizer", p.model_dump(), parent_run_id):
+    with stage_run("tokenizer", p.model_dump() | {"family": params.pretrain.family}, parent_run_id):
         corpus = load_prepared(CORPUS)["train"]
-        tokenizer = train_tokenizer(corpus["text"], p, model_max_length=params.pretrain.model.max_length)
+        train = TRAINERS[params.pretrain.family]
+        tokenizer = train(corpus["text"], p, model_max_length=params.pretrain.model.max_length)
         with atomic_dir(OUT) as tmp:
             tokenizer.save_pretrained(tmp)
         sample = corpus["text"][: min(1000, len(corpus))]
         words = sum(len(t.split()) for t in sample)
-        pieces = sum(len(ids) - 2 for ids in tokenizer(sample)["input_ids"])
+        pieces = sum(len(ids) for ids in tokenizer(sample, add_special_tokens=False)["input_ids"])
         summary = {"vocab_size": len(tokenizer), "pieces_per_word": pieces / max(words, 1)}
         mlflow.log_metrics(summary)
     return summary

@@ -53,6 +53,11 @@ ROWS: dict[str, Row] = {
     "tfidf": Row(None),
     "features": Row(None),
     "multitask": Row(None),
+    # Strategies of the gpt and t5 families (tests/test_families.py)
+    "prompt": Row(None),
+    "sft_full": Row(None),
+    "sft_lora": Row(None),
+    "text_to_text": Row(None),
 }
 NEURAL = [name for name, row in ROWS.items() if row.trains is not None]
 

@@ -275,7 +275,8 @@ def strategies() -> None:
 
     for s in STRATEGIES.values():
         fields = ", ".join(f"{k}={f.default!r}" for k, f in s.Options.model_fields.items())
-        typer.echo(f"{s.name:<14} [{s.init}] {s.summary}\n{'':<15}options: {fields}")
+        applies = f"families {'/'.join(s.families)}, tasks {'/'.join(s.task_types)}"
+        typer.echo(f"{s.name:<14} [{s.init}] {s.summary}\n{'':<15}{applies}; options: {fields}")
 
 
 @app.command("check-params")

@@ -7,6 +7,7 @@ params key). Every field carries a docstring, which pydantic turns into its desc
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,13 +27,17 @@ class PrepareParams(Section):
     """Shape of the labelled task: `classification` (one label per text, e.g. SST-2) or `ner` (one BIO
     tag per word, e.g. CoNLL-2003 in `data/conll2003`)."""
     task_source: str = "data/sst2"
-    """Labelled task data: a local GLUE-style folder (train.tsv, dev.tsv) or a hub id such as
-    `glue/sst2` (needs a network). dev is the test split: GLUE ships no labelled SST-2 test set."""
+    """Labelled task data. classification: a local GLUE-style folder (train.tsv, dev.tsv) or a hub id
+    such as `glue/sst2` (needs a network); dev is the test split, GLUE ships no labelled SST-2 test set.
+    ner: a local CoNLL folder (train.txt, valid.txt, test.txt, e.g. `data/conll2003`) or the hub id
+    `conll2003` (needs a network); its own validation and test splits are used."""
     corpus_source: str = "data/wikitext2"
     """Unlabelled pretraining text: a local folder with train.txt and valid.txt, or a hub id such as
     `wikitext/wikitext-2-v1` (needs a network)."""
     label_names: list[str] = ["negative", "positive"]
-    """Name of each class id of the task, in id order; the served model answers with these."""
+    """Name of each class id of the task, in id order; the served model answers with these. For ner,
+    the BIO tags in id order (`O`, then `B-X` and `I-X` for every entity type X); a tag in the data
+    that is not listed is an error, so the ids stay fixed whatever the data holds."""
     aux_task_source: str = "data/ag_news"
     """Second labelled task, for the multitask strategy: AG News (4 news topics) as a local folder with
     test.csv (class 1-4, title, description; no header) and classes.txt, or the hub id `ag_news`
@@ -42,7 +47,9 @@ class PrepareParams(Section):
     """Rows of the auxiliary task carved (stratified, with `seed`) for each of its validation and test
     splits; the remaining rows are its training split."""
     validation_size: int = Field(872, gt=0)
-    """Rows carved from the task's train split, with `seed`, to form the validation split."""
+    """classification: rows carved from the task's train split, with `seed`, to form the validation
+    split. ner: the data's own validation split is kept, subsampled with `seed` to at most this many
+    sentences."""
     max_train_rows: int | None = Field(None, gt=0)
     """Keep at most this many task training rows (seeded sample); null keeps them all."""
     max_test_rows: int | None = Field(None, gt=0)
@@ -53,6 +60,21 @@ class PrepareParams(Section):
     """Corpus lines shorter than this (headings, blank lines) are dropped."""
     seed: int = 42
     """Seed of the validation split and of every subsample."""
+
+    @model_validator(mode="after")
+    def _labels_fit_task_type(self) -> PrepareParams:
+        if len(set(self.label_names)) != len(self.label_names) or len(self.label_names) < 2:
+            raise ValueError(f"label_names must be two or more distinct names: {self.label_names}")
+        if self.task_type == "ner":
+            # Spans are read from B-/I- prefixes (seqeval), so every name must be O or BIO-shaped.
+            bad = [n for n in self.label_names if n != "O" and not re.fullmatch(r"[BI]-\S+", n)]
+            types = {n[2:] for n in self.label_names if n != "O"}
+            unpaired = sorted(t for t in types if not {f"B-{t}", f"I-{t}"} <= set(self.label_names))
+            if "O" not in self.label_names or bad or unpaired:
+                raise ValueError(
+                    "with task_type ner, label_names are BIO tags: O plus B-X and I-X for each entity type "
+                    f"X (e.g. [O, B-PER, I-PER, B-LOC, I-LOC]); got {self.label_names}")
+        return self
 
 
 class TokenizerParams(Section):
@@ -130,6 +152,29 @@ class PretrainParams(TrainingParams):
     """Validation lines used for perplexity; null uses the whole validation corpus."""
 
 
+class PromptParams(Section):
+    """How a classification task is put into words for the gpt and t5 families (prompting, SFT,
+    text-to-text): the input is `template` filled with the text, the answer is the label's word."""
+
+    template: str = "Review: {text}\nSentiment:"
+    """Input text around `{text}` (the only placeholder). gpt scores each label word as its continuation;
+    t5 reads it and generates the word."""
+    label_words: list[str] = ["negative", "positive"]
+    """Verbalizer: the word that stands for each label id, in the order of prepare.label_names."""
+
+    @model_validator(mode="after")
+    def _one_text_slot(self) -> PromptParams:
+        try:
+            filled = self.template.format(text="")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"template may only hold the placeholder {{text}}: {err}") from None
+        if filled == self.template:
+            raise ValueError("template has no {text} placeholder")
+        if len(set(self.label_words)) != len(self.label_words) or not all(w.strip() for w in self.label_words):
+            raise ValueError(f"label_words must be distinct, non-empty words: {self.label_words}")
+        return self
+
+
 class FinetuneParams(TrainingParams):
     strategies: list[str] = ["scratch", "full", "lora"]
     """Fine-tuning strategies to run and compare; each is a file under tasks/strategies/."""
@@ -138,7 +183,10 @@ class FinetuneParams(TrainingParams):
     early_stopping_patience: int = Field(3, ge=1)
     """Stop after this many evaluations without a better validation score."""
     metric: Literal["accuracy", "f1"] = "accuracy"
-    """Validation metric for early stopping and for keeping the best checkpoint."""
+    """Validation metric for early stopping and for keeping the best checkpoint. For a ner task,
+    accuracy is token accuracy and f1 entity-level micro F1 (seqeval), here and in every later stage."""
+    prompt: PromptParams = Field(default_factory=PromptParams)
+    """Template and label words of the gpt and t5 strategies (prompt, sft_full, sft_lora, text_to_text)."""
     options: dict[str, dict[str, Any]] = {}
     """Per-strategy options, keyed by strategy name; each strategy validates its own (see
     `transferflow strategies`). Example: `lora: {r: 8, learning_rate: 1e-3}`."""
@@ -244,6 +292,10 @@ class Params(Section):
         from tasks.strategies import get_strategy
 
         family, task_type = self.pretrain.family, self.prepare.task_type
+        words, names = self.finetune.prompt.label_words, self.prepare.label_names
+        if family != "bert" and task_type == "classification" and len(words) != len(names):
+            raise ValueError(f"finetune.prompt.label_words {words} must give one word per label of "
+                             f"prepare.label_names {names}")
         for key, names in (("finetune.strategies", self.finetune.strategies),
                            ("data_efficiency.strategies", self.data_efficiency.strategies)):
             for name in names:

@@ -56,6 +56,64 @@ def load_glue_task(source: str) -> datasets.DatasetDict:
     return raw.select_columns(["sentence", "label"]).rename_column("sentence", "text")
 
 
+CONLL_FILES = {"train": "train.txt", "validation": "valid.txt", "test": "test.txt"}
+"""CoNLL-2003's standard splits as files (valid = testa, test = testb)."""
+
+
+def _read_conll(path: Path, tag_id: dict[str, int]) -> dict[str, list]:
+    """Sentences of one CoNLL file: the first column is the word, the last the tag.
+
+    Hand-written: `datasets` has no CoNLL builder (the hub's conll2003 is a loading script, which
+    datasets 3+ no longer runs). Every line of a file must have as many columns as its first one, so a
+    truncated or merged line is an error rather than a silently shifted tag.
+    """
+    tokens, tags, words, labels, width = [], [], [], [], None
+    lines = path.read_text().splitlines()
+    for number, line in enumerate([*lines, ""], start=1):
+        columns = line.split()
+        width = width or len(columns)  # the first line sets the width (a -DOCSTART- line has it too)
+        if not columns or columns[0] == "-DOCSTART-":  # sentence or document boundary
+            if words:
+                tokens.append(words)
+                tags.append(labels)
+            words, labels = [], []
+            continue
+        if len(columns) != width or width < 2:
+            raise DataError(f"{path}:{number}: expected {max(width, 2)} columns (word ... tag), found "
+                            f"{len(columns)}: {line!r}")
+        if columns[-1] not in tag_id:
+            raise DataError(f"{path}:{number}: unknown tag {columns[-1]!r}; prepare.label_names has {list(tag_id)}")
+        words.append(columns[0])
+        labels.append(tag_id[columns[-1]])
+    return {"tokens": tokens, "tags": tags}
+
+
+def load_conll(source: str, tag_names: list[str]) -> datasets.DatasetDict:
+    """A CoNLL-format NER task as {train, validation, test} with columns `tokens` (words) and `tags`
+    (one BIO tag per word, a Sequence of ClassLabel with `tag_names` in that id order).
+
+    Local: a folder with train.txt, valid.txt, test.txt (`word ... tag` per line, blank line between
+    sentences, `-DOCSTART-` lines dropped). Otherwise a hub id such as `conll2003` (needs a network),
+    whose `ner_tags` are mapped to `tag_names` by name.
+    """
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                  "tags": datasets.Sequence(datasets.ClassLabel(names=tag_names))})
+    tag_id = {name: i for i, name in enumerate(tag_names)}
+    if _is_local(source):
+        paths = _require_files(Path(source), list(CONLL_FILES.values()))
+        return datasets.DatasetDict({split: datasets.Dataset.from_dict(_read_conll(path, tag_id), features=features)
+                                     for split, path in zip(CONLL_FILES, paths)})
+    raw = datasets.load_dataset(source)
+    hub_names = raw["train"].features["ner_tags"].feature.names
+    unknown = sorted(set(hub_names) - set(tag_id))
+    if unknown:
+        raise DataError(f"{source} has tags {unknown} that prepare.label_names ({tag_names}) lacks")
+    remap = [tag_id[name] for name in hub_names]
+    raw = raw.map(lambda e: {"tags": [remap[t] for t in e["ner_tags"]]},
+                  remove_columns=[c for c in raw["train"].column_names if c != "tokens"])
+    return datasets.DatasetDict({split: raw[split].cast(features) for split in CONLL_FILES})
+
+
 def load_ag_news(source: str) -> datasets.Dataset:
     """AG News as one labelled split: `text` (title and description), `label` (World, Sports, ...).
 

@@ -7,7 +7,11 @@
     print(result.table())  # the side-by-side markdown table behind the decision
 
 Pure functions of label ids; no registry, no files, so the answers can be checked on constructed
-predictions. p-values are two-sided (the textbook McNemar test); the significance check passes only when
+predictions. A ner task is judged per sentence (`scoring=NER`): labels and predictions are then count
+rows per sentence (transferflow.token_classification.sentence_outcomes), resampled whole sentences at a
+time; f1 is entity-level micro F1, accuracy token accuracy, and a sentence is "right" for McNemar when its
+predicted entity set equals the gold set.
+p-values are two-sided (the textbook McNemar test); the significance check passes only when
 the challenger is also the one ahead.
 Every score carries a 95% percentile bootstrap interval over the test rows.
 """
@@ -15,7 +19,7 @@ Every score carries a 95% percentile bootstrap interval over the test rows.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 from scipy import stats
@@ -44,6 +48,34 @@ def _macro_f1(y: np.ndarray, p: np.ndarray, axis: int = -1) -> np.ndarray:
 
 METRICS = {"accuracy": _accuracy, "f1": _macro_f1}
 """Vectorised over resamples: `fn(labels, preds, axis=-1)`; macro F1 as in the leaderboard."""
+
+
+# ner: per sentence, labels are rows (gold entities, words) and predictions rows (predicted entities,
+# correct entities, correct words, exact); scipy resamples the last axis, so row k of a resample is y[k].
+def _token_accuracy(y: np.ndarray, p: np.ndarray, axis: int = -1) -> np.ndarray:
+    return p[2].sum(axis) / np.maximum(y[1].sum(axis), 1)
+
+
+def _entity_f1(y: np.ndarray, p: np.ndarray, axis: int = -1) -> np.ndarray:
+    # micro F1 = 2 TP / (predicted + gold), the same number as seqeval's over the same sentences
+    return 2 * p[1].sum(axis) / np.maximum(p[0].sum(axis) + y[0].sum(axis), 1)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What the rows are and how they are scored: the metrics, and which rows a model got right."""
+
+    metrics: dict[str, Callable]
+    """Vectorised `fn(labels, preds, axis=-1)` per metric name (the names params may use)."""
+    right: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    """Per row, whether the prediction is right: the unit McNemar counts."""
+    unit: str
+    """What a row is, in words, for the gate's detail line."""
+
+
+CLASSIFICATION = Scoring(METRICS, lambda y, p: p == y, "rows")
+NER = Scoring({"accuracy": _token_accuracy, "f1": _entity_f1}, lambda y, p: p[3] == 1,
+              "sentences (right: predicted entity set equals the gold set)")
 CONFIDENCE = 0.95
 """Level of every reported interval (model card and gate table)."""
 RESAMPLES = 1000
@@ -116,30 +148,40 @@ class GateResult:
 
 def _arrays(*columns: Sequence[int]) -> list[np.ndarray]:
     arrays = [np.asarray(c) for c in columns]
-    if len({len(a) for a in arrays}) != 1 or not len(arrays[0]):
+    # rows lie along the last axis (ner rows are columns of per-sentence counts)
+    if len({a.shape[-1] for a in arrays}) != 1 or not arrays[0].shape[-1]:
         raise ValueError("labels and predictions must be non-empty and of the same length")
     return arrays
 
 
+def _by_row(fn: Callable, *arrays: np.ndarray) -> tuple[tuple[np.ndarray], Callable]:
+    """(data, statistic) for scipy.stats.bootstrap resampling rows of all arrays together: row indices are
+    the one sample, as scipy does itself for `paired=True`, which cannot pair ner's count rows (2 x n
+    gold against 4 x n predicted) since it broadcasts the samples against each other."""
+    return (np.arange(arrays[0].shape[-1]),), lambda i, axis=-1: fn(*(a[..., i] for a in arrays), axis=axis)
+
+
 def score_ci(labels: Sequence[int], preds: Sequence[int], metric: Metric, n_resamples: int = RESAMPLES,
-             seed: int = 0) -> Score:
+             seed: int = 0, scoring: Scoring = CLASSIFICATION) -> Score:
     """The metric with a percentile bootstrap interval over rows (rows resampled with replacement)."""
     y, p = _arrays(labels, preds)
-    fn = METRICS[metric]
+    fn = scoring.metrics[metric]
     # Percentile, not BCa: BCa is undefined (nan) when every resample gives the same score.
-    res = stats.bootstrap((y, p), fn, paired=True, vectorized=True, n_resamples=n_resamples,
+    res = stats.bootstrap(*_by_row(fn, y, p), vectorized=True, n_resamples=n_resamples,
                           confidence_level=CONFIDENCE, method="percentile", rng=np.random.default_rng(seed))
     return Score(float(fn(y, p)), float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
-def mcnemar(labels: Sequence[int], champion: Sequence[int], challenger: Sequence[int]) -> McNemar:
+def mcnemar(labels: Sequence[int], champion: Sequence[int], challenger: Sequence[int],
+            scoring: Scoring = CLASSIFICATION) -> McNemar:
     """McNemar's test on the rows where exactly one model is right.
 
     Exact binomial when few rows disagree, else chi-square with continuity correction.
     """
     y, a, b = _arrays(labels, champion, challenger)
-    only_a = int(np.sum((a == y) & (b != y)))
-    only_b = int(np.sum((a != y) & (b == y)))
+    right_a, right_b = scoring.right(y, a), scoring.right(y, b)
+    only_a = int(np.sum(right_a & ~right_b))
+    only_b = int(np.sum(~right_a & right_b))
     n = only_a + only_b
     if n == 0:  # the models agree on every row: no evidence of any difference
         return McNemar(only_a, only_b, 0.0, 1.0, "McNemar (no discordant rows)")
@@ -152,16 +194,17 @@ def mcnemar(labels: Sequence[int], champion: Sequence[int], challenger: Sequence
 
 
 def paired_bootstrap(labels: Sequence[int], champion: Sequence[int], challenger: Sequence[int], metric: Metric,
-                     n_resamples: int = RESAMPLES, seed: int = 0) -> tuple[Score, float]:
+                     n_resamples: int = RESAMPLES, seed: int = 0,
+                     scoring: Scoring = CLASSIFICATION) -> tuple[Score, float]:
     """Challenger minus champion on `metric`, its interval, and a two-sided bootstrap p-value.
 
     Both models are scored on the same resampled rows, so row difficulty cancels out. The p-value is
     twice the share of resamples on the losing side of zero (capped at 1).
     """
     y, a, b = _arrays(labels, champion, challenger)
-    fn = METRICS[metric]
+    fn = scoring.metrics[metric]
     diff = lambda y, a, b, axis=-1: fn(y, b, axis) - fn(y, a, axis)  # noqa: E731
-    res = stats.bootstrap((y, a, b), diff, paired=True, vectorized=True, n_resamples=n_resamples,
+    res = stats.bootstrap(*_by_row(diff, y, a, b), vectorized=True, n_resamples=n_resamples,
                           confidence_level=CONFIDENCE, method="percentile", rng=np.random.default_rng(seed))
     dist = res.bootstrap_distribution
     p = min(1.0, 2 * min(np.mean(dist <= 0), np.mean(dist >= 0)))
@@ -172,23 +215,26 @@ def paired_bootstrap(labels: Sequence[int], champion: Sequence[int], challenger:
 def compare(labels: Sequence[int], champion: Sequence[int] | None, challenger: Sequence[int], *,
             metric: Metric = "accuracy", margin: float = 0.0, min_scores: dict[str, float] | None = None,
             test: Literal["mcnemar", "bootstrap"] = "mcnemar", alpha: float = 0.05,
-            n_resamples: int = RESAMPLES, seed: int = 0) -> GateResult:
+            n_resamples: int = RESAMPLES, seed: int = 0, scoring: Scoring = CLASSIFICATION) -> GateResult:
     """Run every gate on the same test rows; `champion=None` (no champion yet) checks the floors only."""
     min_scores = min_scores or {}
-    scored = lambda preds: {m: score_ci(labels, preds, m, n_resamples, seed) for m in METRICS}  # noqa: E731
+    scored = lambda preds: {m: score_ci(labels, preds, m, n_resamples, seed, scoring)  # noqa: E731
+                            for m in scoring.metrics}
     new = scored(challenger)
     checks = [Check(f"min test {m}", f">= {floor:.4f}", f"{new[m].value:.4f}", new[m].value >= floor)
               for m, floor in sorted(min_scores.items())]
     if champion is None:
         return GateResult(metric, None, new, None, test, None, "no champion to compare with", checks)
     old = scored(champion)
-    difference, boot_p = paired_bootstrap(labels, champion, challenger, metric, n_resamples, seed)
+    difference, boot_p = paired_bootstrap(labels, champion, challenger, metric, n_resamples, seed, scoring)
     # A float margin like 0.01 is not exact in binary; round so "exactly one point better" passes.
     checks.append(Check(f"{metric} gain over champion", f">= {margin:+.4f}", f"{difference.value:+.4f}",
                         round(difference.value - margin, 10) >= 0 and difference.value > 0))
     if test == "mcnemar":
-        m = mcnemar(labels, champion, challenger)
+        m = mcnemar(labels, champion, challenger, scoring)
         p, detail = m.p_value, f"{m.method}: champion-only right {m.champion_only}, challenger-only {m.challenger_only}"
+        if scoring is not CLASSIFICATION:
+            detail += f", counted over {scoring.unit}"
     else:
         p, detail = boot_p, f"paired bootstrap of the {metric} difference, {n_resamples} resamples"
     # Two-sided p, so the check also needs the challenger ahead: "significantly worse" must not pass.

@@ -20,7 +20,8 @@ from transferflow import gate as stats
 from transferflow.config import Params
 from transferflow.data import load_prepared
 from transferflow.files import read_json
-from transferflow.registry import predict_ids
+from transferflow.registry import gate_rows
+from transferflow.token_classification import TAGS, is_tagging
 
 TASK = Path("artifacts/prepare/task")
 DATA_CARD = Path("artifacts/prepare/data_card.json")
@@ -28,29 +29,32 @@ MAX_DESCRIPTION = 5000
 """MLflow's SQL stores keep at most this many characters of a version description."""
 
 
+OBJECTIVES = {"bert": "masked-LM", "gpt": "causal-LM", "t5": "span-corruption"}
+"""Pretraining objective of each model family, as the card names it."""
+
 def collect(params: Params, strategy: str, model_uri: str, lineage: dict[str, str]) -> dict:
     """Everything the card states, as JSON-able facts; scores the model on validation and test."""
     task = load_prepared(TASK)
-    names = task["test"].features["label"].names
+    test = task["test"]
+    names = test.features[TAGS].feature.names if is_tagging(test) else test.features["label"].names
     data_card = read_json(DATA_CARD) if DATA_CARD.is_file() else {}
     corpus = data_card.get("corpus", {}).get("splits", {}).get("train", {})
-    texts = list(task["validation"]["text"]) + list(task["test"]["text"])
-    preds = predict_ids(model_uri, texts, names)  # one load of the model for both splits
-    cut = len(task["validation"])
-    metrics = {}
-    for split, split_preds in (("validation", preds[:cut]), ("test", preds[cut:])):
-        metrics[split] = {m: vars(stats.score_ci(task[split]["label"], split_preds, m, seed=params.prepare.seed))
-                          for m in stats.METRICS}
+    # one load of the model for both splits; ner: token accuracy and entity F1, resampled by sentence
+    scoring, scored = gate_rows(model_uri, [task["validation"], task["test"]])
+    metrics = {split: {m: vars(stats.score_ci(labels, preds, m, seed=params.prepare.seed, scoring=scoring))
+                       for m in scoring.metrics}
+               for split, (labels, preds) in zip(("validation", "test"), scored)}
     ft = params.finetune
     return {
         "strategy": strategy,
         "registered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": {"task_source": params.prepare.task_source, "dvc_hash": lineage.get("data_hash", "unknown"),
+                 "task_type": "ner" if is_tagging(task["test"]) else "classification",
                  "label_names": names, "rows": {s: len(task[s]) for s in task},
                  "test_split": data_card.get("task", {}).get("test_split", "")},
         "pretraining": {"corpus_source": params.prepare.corpus_source, "lines": corpus.get("rows"),
                         "words": corpus.get("words"), "steps": params.pretrain.max_steps,
-                        "encoder": params.pretrain.model.model_dump()},
+                        "family": params.pretrain.family, "encoder": params.pretrain.model.model_dump()},
         "hyperparameters": ft.model_dump(exclude={"strategies", "options"}) | ft.options.get(strategy, {}),
         "metrics": metrics,
         "lineage": lineage,
@@ -79,8 +83,9 @@ def render(name: str, version: str | int, facts: dict, gate: dict | None = None)
         lines.append(f"- test split: {data['test_split']}")
     lines += ["", "## Pretraining",
               f"- corpus: `{pre.get('corpus_source', 'unknown')}`, {pre.get('lines', '?')} lines, "
-              f"{pre.get('words', '?')} words; {pre.get('steps', '?')} masked-LM steps",
-              f"- encoder: {', '.join(f'{k}={v}' for k, v in pre.get('encoder', {}).items()) or 'unknown'}",
+              f"{pre.get('words', '?')} words; {pre.get('steps', '?')} {OBJECTIVES.get(pre.get('family', 'bert'))} steps",
+              f"- model ({pre.get('family', 'bert')}): "
+              f"{', '.join(f'{k}={v}' for k, v in pre.get('encoder', {}).items()) or 'unknown'}",
               "", "## Hyperparameters", ", ".join(f"{k}={v}" for k, v in hp.items()) or "unknown", ""]
     if facts.get("metrics"):
         lines += ["## Metrics (95% bootstrap intervals)", _metrics_table(facts["metrics"]), ""]
@@ -91,14 +96,22 @@ def render(name: str, version: str | int, facts: dict, gate: dict | None = None)
     else:
         lines += ["Pending: decided by the promote stage (`transferflow promote`).", ""]
     max_length = hp.get("max_length", "?")
+    types = ", ".join(sorted({n[2:] for n in data.get("label_names", []) if n[:2] in ("B-", "I-")}))
+    ner = [  # the ner task's use and limits (data.task_type ner), else the classification ones
+        f"Finding named entities ({types}) in English sentences, like those of `{data.get('task_source', '?')}`; "
+        "answers the entity spans of each text (type, character offsets); served by `transferflow serve`.",
+        "- Words are what whitespace separates (tokenize punctuation apart, as CoNLL does); metrics: accuracy "
+        "is token accuracy, f1 entity-level micro F1 (seqeval), intervals resample whole sentences.",
+        "- It answers only those entity types, with no confidence scores."] if data.get("task_type") == "ner" else []
     lines += ["## Intended use",
-              f"Labelling short English sentences as {labels}, like the sentences of "
+              ner[0] if ner else f"Labelling short English sentences as {labels}, like the sentences of "
               f"`{data.get('task_source', 'the task data')}`; served by `transferflow serve`.",
               "", "## Known limits",
-              f"- The encoder was pretrained from scratch on {pre.get('words', '?')} words, far less than public "
+              f"- The model was pretrained from scratch on {pre.get('words', '?')} words, far less than public "
               "pretrained models: expect lower accuracy, and brittleness on words and domains outside that text.",
-              f"- Inputs longer than {max_length} tokens are truncated.",
-              f"- It always answers one of: {labels}; there is no 'unsure' answer and scores are not calibrated.",
+              *(ner[1:] or [f"- Inputs longer than {max_length} tokens are truncated.",
+                            f"- It always answers one of: {labels}; there is no 'unsure' answer and scores are not "
+                            "calibrated."]),
               f"- Test scores come from {rows.get('test', '?')} rows; read them with their intervals.",
               "- Not evaluated for bias across groups, dialects or domains."]
     return "\n".join(lines) + "\n"

@@ -5,13 +5,19 @@
     clf.label_names                            # -> ["negative", "positive"]
 
 A model folder is either
-- a transformers sequence classifier (config.json, weights, tokenizer): every Trainer strategy; or
+- a transformers sequence classifier (config.json, weights, tokenizer): every Trainer strategy;
+- a transformers token classifier (config.json `architectures` says so), for NER: loaded as a
+  transferflow.token_classification.TokenTagger, whose predict answers entity spans per text; or
 - a folder with `classifier.json` whose `kind` names an entry of LOADERS, beside the files it needs:
   `sklearn`           a scikit-learn pipeline from texts to label ids (classifier.skops): tfidf;
   `encoder_features`  a frozen encoder (encoder/) whose pooled hidden states of one layer feed a
                       scikit-learn classifier (classifier.skops): features;
   `peft`              a peft adapter that cannot be merged into weights (adapter/) beside its base
-                      model (base/), tokenizer at the top: prefix.
+                      model (base/), tokenizer at the top: prefix;
+  `prompt`            a causal LM (decoder/) scored on label words after a template and demonstrations
+                      (transferflow/prompting.py): prompt, sft_full, sft_lora (gpt family);
+  `text_to_text`      a seq2seq model (seq2seq/) that generates the label word
+                      (transferflow/text_to_text.py): text_to_text (t5 family).
 scikit-learn objects are stored with skops rather than pickle: loading runs no code from the file and
 refuses any type beyond scikit-learn's defaults and TRUSTED.
 """
@@ -33,11 +39,11 @@ TRUSTED = ["sklearn.tree._tree.Tree"]
 
 
 def classifier_parts(model) -> tuple:
-    """(embeddings, encoder layers bottom to top, head modules) of a BERT-style sequence classifier.
+    """(embeddings, encoder layers bottom to top, head modules) of a BERT-style sequence or token classifier.
 
     The head is what fine-tuning adds or re-initialises on top of the encoder: the pooler (when the
-    model has one) and the classifier. Used by the strategies that freeze or re-rate parts
-    (head, freeze, layerwise_lr).
+    model has one; token classifiers have none) and the classifier. Used by the strategies that freeze
+    or re-rate parts (head, freeze, layerwise_lr).
     """
     base = model.base_model
     head = [m for m in (getattr(base, "pooler", None), getattr(model, "classifier", None)) if m is not None]
@@ -195,7 +201,20 @@ def _load_peft(folder: Path, manifest: dict, batch_size: int = 64) -> Transforme
     return TransformersClassifier(model, AutoTokenizer.from_pretrained(folder), batch_size)
 
 
-LOADERS = {"sklearn": SklearnClassifier, "encoder_features": EncoderFeaturesClassifier, "peft": _load_peft}
+def _load_prompt(folder: Path, manifest: dict, batch_size: int = 64):
+    from transferflow.prompting import PromptClassifier  # imported on use, like every family's model
+
+    return PromptClassifier(folder, manifest, batch_size)
+
+
+def _load_text_to_text(folder: Path, manifest: dict, batch_size: int = 64):
+    from transferflow.text_to_text import TextToTextClassifier
+
+    return TextToTextClassifier(folder, manifest, batch_size)
+
+
+LOADERS = {"sklearn": SklearnClassifier, "encoder_features": EncoderFeaturesClassifier, "peft": _load_peft,
+           "prompt": _load_prompt, "text_to_text": _load_text_to_text}
 """Folder kinds named by `classifier.json`; a new kind is one class and one entry here."""
 
 
@@ -208,5 +227,9 @@ def load_classifier(folder: str | Path, batch_size: int = 64) -> Classifier:
             raise ValueError(f"{folder / MANIFEST}: unknown kind {manifest.get('kind')!r}; known: {', '.join(LOADERS)}")
         return LOADERS[manifest["kind"]](folder, manifest, batch_size)
     if (folder / "config.json").is_file():
+        from transferflow import token_classification as tc  # imported on use: it imports this module
+
+        if tc.is_token_classifier_folder(folder):
+            return tc.TokenTagger.from_folder(folder, batch_size=batch_size)
         return TransformersClassifier.from_folder(folder, batch_size=batch_size)
     raise FileNotFoundError(f"{folder} holds no model: neither a transformers folder nor a {MANIFEST}")

@@ -22,6 +22,9 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from transferflow import gate
+from transferflow.serving import NO_LABEL
+
 CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_TAG = "champion.history."
 ROLLED_BACK_TAG = "champion.rolled_back"
@@ -105,8 +108,39 @@ def predict_ids(model_uri: str, texts: list[str], label_names: list[str]) -> np.
     import mlflow.pyfunc
 
     answers = mlflow.pyfunc.load_model(model_uri).predict(list(texts))
-    index = {label: i for i, label in enumerate(label_names)}
+    index = {label: i for i, label in enumerate(label_names)} | {NO_LABEL: -1}  # -1 scores as wrong
     unknown = sorted({str(a) for a in answers} - set(index))
     if unknown:
         raise RegistryError(f"{model_uri} answers labels {unknown} that the task does not have ({label_names})")
     return np.array([index[str(a)] for a in answers])
+
+
+def predict_tags(model_uri: str, texts: list[str]) -> list[list[str]]:
+    """Load a registered ner model and tag the (whitespace-separated) words of texts: the entity spans it
+    answers are turned back into IOB2 word tags, so what is scored is what the served model says."""
+    import mlflow.pyfunc
+
+    from transferflow.token_classification import spans_to_tags
+
+    answers = mlflow.pyfunc.load_model(model_uri).predict(list(texts))
+    if len(answers) != len(texts) or not all(isinstance(a, list) for a in answers):
+        raise RegistryError(f"{model_uri} does not answer entity spans per text: is it a ner model?")
+    return [spans_to_tags(text, spans) for text, spans in zip(texts, answers)]
+
+
+def gate_rows(model_uri: str, splits: list) -> tuple[gate.Scoring, list[tuple[np.ndarray, np.ndarray]]]:
+    """A registered model scored on prepared splits, from one load: the gate's scoring and, per split,
+    (labels, predictions) as transferflow.gate takes them: label ids per row, or for a ner task the
+    per-sentence counts of transferflow.token_classification.sentence_outcomes."""
+    from transferflow.token_classification import TAGS, is_tagging, sentence_outcomes
+
+    texts = [text for split in splits for text in split["text"]]
+    ends = np.cumsum([len(split) for split in splits])
+    if is_tagging(splits[0]):
+        names = splits[0].features[TAGS].feature.names
+        tags = predict_tags(model_uri, texts)
+        return gate.NER, [sentence_outcomes([[names[t] for t in s] for s in split[TAGS]], tags[end - len(split):end])
+                          for split, end in zip(splits, ends)]
+    ids = predict_ids(model_uri, texts, splits[0].features["label"].names)
+    return gate.CLASSIFICATION, [(np.asarray(split["label"]), ids[end - len(split):end])
+                                 for split, end in zip(splits, ends)]

@@ -48,10 +48,13 @@ def read_texts(path: Path) -> list[str]:
 
 
 def predict_texts(uri: str, texts: list[str]) -> list[str]:
-    """Label names for texts, from the model in-process (the same answers the server gives)."""
+    """Label names for texts, from the model in-process (the same answers the server gives); a ner
+    model's entity spans per text come as JSON."""
+    import json
+
     import mlflow.pyfunc
 
-    return [str(label) for label in mlflow.pyfunc.load_model(uri).predict(texts)]
+    return [a if isinstance(a, str) else json.dumps(a) for a in mlflow.pyfunc.load_model(uri).predict(texts)]
 
 
 def write_predictions(texts: list[str], labels: list[str], out) -> None:

@@ -1,4 +1,5 @@
-"""The registered model: an MLflow pyfunc that answers `predict(list of texts)` with label names.
+"""The registered model: an MLflow pyfunc that answers `predict(list of texts)` with label names, or for
+a ner model (EntityTagger) with the entity spans of each text.
 
 Packaged with `code_paths`, so `mlflow.pyfunc.load_model("models:/<name>@champion")` works in a fresh
 process that has torch, transformers, scikit-learn, skops and mlflow, offline. Whatever strategy won,
@@ -8,6 +9,11 @@ its model folder is read by transferflow.models.load_classifier, the same loader
 from __future__ import annotations
 
 import mlflow.pyfunc
+from pydantic import BaseModel
+
+
+NO_LABEL = ""
+"""The answer for a text the model gives no label to (a t5 model that generated none of the label words)."""
 
 
 class TextClassifier(mlflow.pyfunc.PythonModel):
@@ -22,4 +28,26 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: list[str], params: dict | None = None) -> list[str]:
         ids = self.classifier.predict(list(model_input))
-        return [self.classifier.label_names[i] for i in ids]
+        # -1: a text-to-text model generated no label word; answered as NO_LABEL rather than a guess
+        return [self.classifier.label_names[i] if i >= 0 else NO_LABEL for i in ids]
+
+
+class EntitySpan(BaseModel):
+    """One entity found in a text; the type hint MLflow turns into the ner model's output schema."""
+
+    entity: str
+    """Entity type, e.g. PER, LOC, ORG, MISC."""
+    start: int
+    """Character offset of its first character in the text."""
+    end: int
+    """Character offset just past its last character: text[start:end] is the mention."""
+    text: str
+    """The mention itself."""
+
+
+class EntityTagger(TextClassifier):
+    """A ner model folder (a token classifier) behind a texts -> entity spans interface. Texts are split
+    on whitespace into words, as the training sentences were."""
+
+    def predict(self, context, model_input: list[str], params: dict | None = None) -> list[list[EntitySpan]]:
+        return self.classifier.predict(list(model_input))  # TokenTagger: a list of span dicts per text

@@ -88,3 +88,24 @@ def peak_memory_mb() -> float:
         return torch.cuda.max_memory_allocated() / 2**20
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def train_with_answers(model, tokenizer, train, validation, p: TrainingParams, checkpoints: str,
+                       learning_rate: float, patience: int):
+    """Trainer on examples that carry their own `labels` (the answer tokens: SFT of a decoder, text-to-text
+    of an encoder-decoder). The best checkpoint is the one with the lowest validation loss on the answers;
+    accuracy needs generation or label scoring, which the caller does once on the best model.
+    Returns (trainer, train result, wall seconds)."""
+    import time
+
+    from transformers import DataCollatorForSeq2Seq, EarlyStoppingCallback, Trainer
+
+    args = training_arguments(p, checkpoints, load_best_model_at_end=True, metric_for_best_model="loss",
+                              greater_is_better=False, learning_rate=learning_rate)
+    # Seq2Seq's collator pads input_ids and labels (with -100) apart; with model=None it also serves a decoder.
+    collator = DataCollatorForSeq2Seq(tokenizer, model=model if model.config.is_encoder_decoder else None)
+    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=validation, data_collator=collator,
+                      callbacks=[MlflowMetrics(), EarlyStoppingCallback(early_stopping_patience=patience)])
+    started = time.perf_counter()
+    result = trainer.train()
+    return trainer, result, time.perf_counter() - started

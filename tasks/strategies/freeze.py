@@ -27,4 +27,5 @@ def adapt(model, options: FreezeOptions):
 
 
 register(Strategy(name="freeze", summary="embeddings + lower k layers frozen, the rest trained",
-                  init="pretrained", adapt=adapt, Options=FreezeOptions))
+                  init="pretrained", adapt=adapt, Options=FreezeOptions,
+                  task_types=("classification", "ner")))

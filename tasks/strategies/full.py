@@ -2,4 +2,5 @@
 
 from tasks.strategies import Strategy, register
 
-register(Strategy(name="full", summary="pretrained encoder, all weights trained", init="pretrained"))
+register(Strategy(name="full", summary="pretrained encoder, all weights trained", init="pretrained",
+                  task_types=("classification", "ner")))

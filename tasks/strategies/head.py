@@ -18,4 +18,4 @@ def adapt(model, options):
 
 
 register(Strategy(name="head", summary="pretrained encoder frozen, only a new head trained (linear probe)",
-                  init="pretrained", adapt=adapt))
+                  init="pretrained", adapt=adapt, task_types=("classification", "ner")))

@@ -44,4 +44,5 @@ def param_groups(model: nn.Module, lr: float, options: LayerwiseOptions) -> list
 
 
 register(Strategy(name="layerwise_lr", summary="all weights trained, learning rates decaying layer by layer",
-                  init="pretrained", Options=LayerwiseOptions, param_groups=param_groups))
+                  init="pretrained", Options=LayerwiseOptions, param_groups=param_groups,
+                  task_types=("classification", "ner")))

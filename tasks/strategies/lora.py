@@ -21,11 +21,16 @@ class LoraOptions(StrategyOptions):
 def adapt(model, options: LoraOptions):
     from peft import LoraConfig, TaskType, get_peft_model  # imported on use: peft is slow to import
 
-    # TaskType.SEQ_CLS makes peft keep the classifier trainable; the pooler trains too, since masked-LM
-    # pretraining left it untrained (named as its Linear: peft 0.21 cannot merge a wrapped non-Linear).
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=options.r, lora_alpha=options.alpha,
-                        lora_dropout=options.dropout, target_modules=list(options.target_modules),
-                        modules_to_save=["pooler.dense"])
+    from transferflow.token_classification import is_token_classifier
+
+    # TaskType.SEQ_CLS (TOKEN_CLS for a ner tagger) makes peft keep the classifier trainable; the pooler
+    # trains too, since masked-LM pretraining left it untrained (named as its Linear: peft 0.21 cannot
+    # merge a wrapped non-Linear). Token classifiers have no pooler.
+    tagger = is_token_classifier(type(model).__name__)
+    config = LoraConfig(task_type=TaskType.TOKEN_CLS if tagger else TaskType.SEQ_CLS, r=options.r,
+                        lora_alpha=options.alpha, lora_dropout=options.dropout,
+                        target_modules=list(options.target_modules),
+                        modules_to_save=None if tagger else ["pooler.dense"])
     return get_peft_model(model, config)
 
 
@@ -35,4 +40,5 @@ def export(model):
 
 
 register(Strategy(name="lora", summary="pretrained encoder frozen, LoRA adapters + new head (pooler, classifier) trained",
-                  init="pretrained", adapt=adapt, export=export, Options=LoraOptions))
+                  init="pretrained", adapt=adapt, export=export, Options=LoraOptions,
+                  task_types=("classification", "ner")))

@@ -3,4 +3,5 @@ transfer must beat."""
 
 from tasks.strategies import Strategy, register
 
-register(Strategy(name="scratch", summary="random init, full training (no transfer)", init="random"))
+register(Strategy(name="scratch", summary="random init, full training (no transfer)", init="random",
+                  task_types=("classification", "ner")))

@@ -1,0 +1,53 @@
+"""sft_full: supervised fine-tuning of every weight of the pretrained decoder (gpt family) on
+prompt-formatted examples: the template filled with the text, then the label's word, with the loss on
+the word. Served like `prompt` (zero-shot template, transferflow/prompting.py), so the leaderboard
+compares what training added."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tasks.strategies import FitInputs, Strategy, StrategyOptions, register
+
+
+def fit_sft(inputs: FitInputs, options: StrategyOptions, out: Path, wrap=None) -> dict:
+    """Train the decoder on prompts (wrapped first, e.g. by LoRA, when `wrap` is given) and save it as a
+    kind `prompt` model folder with no demonstrations."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+
+    from transferflow.metrics import classification_scores
+    from transferflow.models import load_classifier
+    from transferflow.prompting import save_prompt_classifier, sft_features
+    from transferflow.training import count_parameters, optimizer_state_mb, train_with_answers
+
+    p = inputs.params
+    template, words = p.prompt.template, p.prompt.label_words
+    set_seed(p.seed)
+    model = AutoModelForCausalLM.from_pretrained(inputs.pretrained)
+    tokenizer = AutoTokenizer.from_pretrained(inputs.pretrained)
+    model = wrap(model, options) if wrap else model
+    trainable, total = count_parameters(model)
+    encode = sft_features(tokenizer, template, words, model.config.max_position_embeddings)
+    data = {split: inputs.task[split].map(encode, batched=True, remove_columns=inputs.task[split].column_names)
+            for split in ("train", "validation")}
+    trainer, result, _ = train_with_answers(model, tokenizer, data["train"], data["validation"], p,
+                                            str(inputs.checkpoints), options.learning_rate or p.learning_rate,
+                                            p.early_stopping_patience)
+    served = trainer.model.merge_and_unload() if hasattr(trainer.model, "peft_config") else trainer.model
+    if hasattr(trainer.model, "peft_config"):  # the adapter alone is what must be stored per task
+        trainer.model.save_pretrained(out / "adapter")
+    label_names = inputs.task["train"].features["label"].names
+    save_prompt_classifier(out / "model", served, tokenizer, template, words, label_names, demonstrations=[])
+    preds = load_classifier(out / "model").predict(inputs.task["validation"]["text"])
+    validation = classification_scores(preds, inputs.task["validation"]["label"])
+    validation["loss"] = trainer.evaluate()["eval_loss"]
+    return {"trainable_params": trainable, "total_params": total, "validation": validation,
+            "steps": result.global_step, "optimizer_state_mb": optimizer_state_mb(trainer.optimizer)}
+
+
+def fit(inputs: FitInputs, options: StrategyOptions, out: Path) -> dict:
+    return fit_sft(inputs, options, out)
+
+
+register(Strategy(name="sft_full", summary="pretrained decoder, all weights trained on prompt + label word (SFT)",
+                  init="pretrained", fit=fit, families=("gpt",)))

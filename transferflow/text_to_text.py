@@ -1,0 +1,79 @@
+"""Classification as text-to-text with an encoder-decoder (t5 family): the label is generated as a word.
+
+    clf = load_classifier("artifacts/finetune/text_to_text/model")     # kind `text_to_text`
+    clf.predict(["a gripping , funny film"])                           # -> array([1])
+
+The input is the template filled with the text (`Review: {text}\\nSentiment:`); the target is the
+label's word (`positive`). At prediction time the model generates greedily and the decoded text is
+mapped back to a label by exact match (case and surrounding spaces ignored); anything else is
+UNANSWERED (-1), which every score counts as wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from transferflow.files import write_json
+from transferflow.prompting import render
+
+KIND = "text_to_text"
+UNANSWERED = -1
+"""Label id of a generated text that is none of the label words."""
+
+
+def seq2seq_features(tokenizer, template: str, words: Sequence[str], max_length: int):
+    """Dataset.map function: input ids of the filled template, label ids of the answer word (+ </s>)."""
+    def encode(batch):
+        inputs = tokenizer([render(template, t) for t in batch["text"]], truncation=True, max_length=max_length)
+        inputs["labels"] = tokenizer([words[y] for y in batch["label"]])["input_ids"]
+        return inputs
+
+    return encode
+
+
+def words_to_ids(generated: Sequence[str], words: Sequence[str]) -> np.ndarray:
+    index = {w.strip().lower(): i for i, w in enumerate(words)}
+    return np.array([index.get(g.strip().lower(), UNANSWERED) for g in generated], dtype=np.int64)
+
+
+class TextToTextClassifier:
+    """kind `text_to_text`: a seq2seq model (seq2seq/), its template and label words."""
+
+    def __init__(self, folder: Path, manifest: dict, batch_size: int = 64):
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(folder / "seq2seq").eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(folder / "seq2seq")
+        self.template, self.words = manifest["template"], list(manifest["label_words"])
+        self.label_names = list(manifest["label_names"])
+        self.max_length, self.batch_size = int(manifest["max_length"]), batch_size
+        # room for the longest label word and </s>; the model may still write something else
+        self.max_new_tokens = max(len(self.tokenizer(w)["input_ids"]) for w in self.words) + 1
+
+    def generate(self, texts: Sequence[str]) -> list[str]:
+        import torch
+
+        answers: list[str] = []
+        with torch.no_grad():
+            for start in range(0, len(texts), self.batch_size):
+                chunk = [render(self.template, t) for t in texts[start:start + self.batch_size]]
+                batch = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length,
+                                       return_tensors="pt")
+                out = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
+                answers += self.tokenizer.batch_decode(out, skip_special_tokens=True)
+        return answers
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        return words_to_ids(self.generate(list(texts)), self.words)
+
+
+def save_text_to_text(folder: Path, model, tokenizer, template: str, label_words: Sequence[str],
+                      label_names: Sequence[str], max_length: int) -> None:
+    """Write a kind `text_to_text` model folder that transferflow.models.load_classifier reads."""
+    model.save_pretrained(folder / "seq2seq")
+    tokenizer.save_pretrained(folder / "seq2seq")
+    write_json(folder / "classifier.json", {"kind": KIND, "template": template, "label_words": list(label_words),
+                                            "label_names": list(label_names), "max_length": max_length})
