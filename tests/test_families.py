@@ -179,7 +179,8 @@ def test_t5_family_end_to_end_through_dvc_repro(tmp_path, monkeypatch):
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 't5.db'}")
     env = os.environ | {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
-    out = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=2400)  # generous: a loaded machine runs it several times slower
+    # timeout generous: a loaded machine runs this several times slower than an idle one
+    out = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=2400)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     config = json.loads((repo / "artifacts/pretrain/config.json").read_text())
     assert config["model_type"] == "t5" and config["is_encoder_decoder"]

@@ -44,7 +44,8 @@ def test_dvc_repro_end_to_end(tmp_path, monkeypatch):
     # dvc and the `python` its stages call must be this interpreter's (the venv's), activated or not.
     env = os.environ | {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
 
-    out = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=2400)  # generous: a loaded machine runs it several times slower
+    # timeout generous: a loaded machine runs this several times slower than an idle one
+    out = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=2400)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
