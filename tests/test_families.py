@@ -160,7 +160,10 @@ def test_gpt_family_end_to_end_through_the_flow(workspace, monkeypatch, tmp_path
     assert set(summary["shot_scores"]) == {"0", "2"}
     # the leaderboard's prompt row is the k chosen on validation, scored again by evaluate
     assert board["prompt"]["validation_accuracy"] == pytest.approx(summary["shot_scores"][str(summary["shots"])]["validation"])
-    assert Path("artifacts/finetune/sft_lora/adapter/adapter_config.json").is_file()
+    from safetensors.torch import load_file  # the stored adapter holds the trained LoRA weights
+
+    adapter = load_file("artifacts/finetune/sft_lora/adapter/adapter_model.safetensors")
+    assert adapter and all("lora_" in name for name in adapter)
     client = MlflowClient()
     champion = client.get_model_version_by_alias("family-gpt", "champion")
     assert champion.tags["strategy"] == json.loads(Path("metrics/evaluate.json").read_text())["best_by_validation"]

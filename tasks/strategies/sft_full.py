@@ -33,9 +33,11 @@ def fit_sft(inputs: FitInputs, options: StrategyOptions, out: Path, wrap=None) -
     trainer, result, _ = train_with_answers(model, tokenizer, data["train"], data["validation"], p,
                                             str(inputs.checkpoints), options.learning_rate or p.learning_rate,
                                             p.early_stopping_patience)
-    served = trainer.model.merge_and_unload() if hasattr(trainer.model, "peft_config") else trainer.model
-    if hasattr(trainer.model, "peft_config"):  # the adapter alone is what must be stored per task
-        trainer.model.save_pretrained(out / "adapter")
+    served = trainer.model
+    if hasattr(served, "peft_config"):
+        # Saved before merging: merge_and_unload removes the LoRA layers, leaving an empty adapter behind.
+        served.save_pretrained(out / "adapter")  # the adapter alone is what must be stored per task
+        served = served.merge_and_unload()
     label_names = inputs.task["train"].features["label"].names
     save_prompt_classifier(out / "model", served, tokenizer, template, words, label_names, demonstrations=[])
     preds = load_classifier(out / "model").predict(inputs.task["validation"]["text"])
