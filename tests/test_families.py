@@ -23,7 +23,7 @@ from tasks.tokenizer import TRAINERS
 from tests.helpers import predict_in_fresh_process, set_params
 from transferflow.config import ParamsError, TokenizerParams, load_params
 from transferflow.metrics import classification_scores
-from transferflow.prompting import PromptClassifier, label_log_likelihoods
+from transferflow.prompting import calibration_offsets, label_log_likelihoods
 from transferflow.span_corruption import SpanCorruptionCollator
 from transferflow.text_to_text import UNANSWERED, words_to_ids
 
@@ -107,6 +107,28 @@ def test_prompting_picks_the_label_whose_word_the_model_finds_more_likely(tokeni
         assert scores[0, expected] > -0.01 and scores[0, 1 - expected] < -5
 
 
+def test_calibration_undoes_a_bias_towards_one_label_word(tokenizers):
+    tokenizer = tokenizers["gpt"]
+    template, words = "Review: {text}", ["bad", "good"]  # the text's last token is the one before the word
+    ids = {w: tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in words}
+    last = {t: tokenizer(template.format(text=t), add_special_tokens=False)["input_ids"][-1] for t in ("awful", "great")}
+    assert last["awful"] != last["great"]
+    table = torch.zeros(len(tokenizer), len(tokenizer))
+    for word in ids.values():
+        for a, b in zip(word, word[1:]):  # the rest of each word is certain once it has begun
+            table[a, b] = 20.0
+    table[:, ids["good"][0]] = 2.0  # after any token, "good" is e^2 times likelier than "bad": a bias
+    table[last["awful"], ids["bad"][0]] = 1.5  # "awful" raises "bad", but not above the bias
+    table[last["great"], ids["good"][0]] = 3.0
+    model = BigramLM(table)
+    contexts = [template.format(text=t) for t in ("awful", "great")]
+    raw = label_log_likelihoods(model, tokenizer, contexts, words)
+    assert (raw.argmax(1) == [1, 1]).all()  # uncalibrated, the bias wins for both texts
+    offsets = calibration_offsets(model, tokenizer, "", template, words)
+    assert offsets[1] - offsets[0] == pytest.approx(2.0, abs=1e-3)  # the bias, measured on content-free inputs
+    assert ((raw - offsets).argmax(1) == [0, 1]).all()
+
+
 def test_prompt_longer_than_the_model_loses_its_oldest_demonstrations(tokenizers):
     tokenizer = tokenizers["gpt"]
     table = torch.zeros(len(tokenizer), len(tokenizer))
@@ -157,9 +179,9 @@ def test_gpt_family_end_to_end_through_the_flow(workspace, monkeypatch, tmp_path
     assert set(board) == {"prompt", "sft_full", "sft_lora"}
     assert board["prompt"]["trainable_params"] == 0 and board["sft_lora"]["trainable_pct"] < 10
     summary = json.loads(Path("artifacts/finetune/prompt/summary.json").read_text())
-    assert set(summary["shot_scores"]) == {"0", "2"}
-    # the leaderboard's prompt row is the k chosen on validation, scored again by evaluate
-    assert board["prompt"]["validation_accuracy"] == pytest.approx(summary["shot_scores"][str(summary["shots"])]["validation"])
+    assert set(summary["shot_scores"]) == {"0-shot", "0-shot calibrated", "2-shot", "2-shot calibrated"}
+    # the leaderboard's prompt row is the (k, calibration) chosen on validation, scored again by evaluate
+    assert board["prompt"]["validation_accuracy"] == pytest.approx(summary["shot_scores"][summary["choice"]]["validation"])
     from safetensors.torch import load_file  # the stored adapter holds the trained LoRA weights
 
     adapter = load_file("artifacts/finetune/sft_lora/adapter/adapter_model.safetensors")

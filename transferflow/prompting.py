@@ -8,6 +8,12 @@ each label's word (the verbalizer: `negative`, `positive`) is scored by its log-
 continuation; the most likely word's label wins. Zero- and few-shot prompting use the pretrained
 decoder as is; SFT trains the decoder on the same prompts, so it is served the same way.
 
+Contextual calibration (Zhao et al., 2021, "Calibrate Before Use"): a small LM tends to prefer one label
+word whatever the text. Its label-word probabilities after content-free inputs (`N/A`, ``, `[MASK]`, in
+the same template and demonstrations) measure that bias; dividing by them (subtracting their logs) is
+what the paper's diagonal W with b = 0 does. The offsets are stored with the model, so serving applies
+them too.
+
 Hand-written: transformers' zero-shot pipeline is NLI-based (an encoder with an entailment head), and
 no library scores verbalizers with a decoder. The sums run over the label word's tokens, so multi-token
 words work.
@@ -53,6 +59,20 @@ def encode_answer(tokenizer, context: str, word: str, max_positions: int) -> tup
     return context_ids[-(max_positions - len(answer)):], answer
 
 
+CONTENT_FREE = ("N/A", "", "[MASK]")
+"""Zhao et al.'s content-free inputs: texts that should favour no label."""
+
+
+def calibration_offsets(model, tokenizer, prefix: str, template: str, words: Sequence[str],
+                        content_free: Sequence[str] = CONTENT_FREE, batch_size: int = 32) -> np.ndarray:
+    """log of the label words' probabilities (normalized over the words, averaged over the content-free
+    inputs) after the given demonstrations: what a prompt's scores are divided by to calibrate them."""
+    contexts = [prefix + render(template, text) for text in content_free]
+    scores = label_log_likelihoods(model, tokenizer, contexts, words, batch_size)
+    probabilities = np.exp(scores - np.logaddexp.reduce(scores, axis=1, keepdims=True))
+    return np.log(probabilities.mean(axis=0))
+
+
 def label_log_likelihoods(model, tokenizer, contexts: Sequence[str], words: Sequence[str],
                           batch_size: int = 32) -> np.ndarray:
     """log P(word | context) for every context (rows) and label word (columns)."""
@@ -80,7 +100,8 @@ def label_log_likelihoods(model, tokenizer, contexts: Sequence[str], words: Sequ
 
 
 class PromptClassifier:
-    """kind `prompt`: a causal LM (decoder/), a template, label words and the demonstrations to prepend."""
+    """kind `prompt`: a causal LM (decoder/), a template, label words, the demonstrations to prepend and,
+    when calibrated, the log-probabilities to subtract from the scores."""
 
     def __init__(self, folder: Path, manifest: dict, batch_size: int = 64):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -90,11 +111,12 @@ class PromptClassifier:
         self.template, self.words = manifest["template"], list(manifest["label_words"])
         self.label_names = list(manifest["label_names"])
         self.prefix = few_shot_prefix(self.template, [(t, self.words[y]) for t, y in manifest["demonstrations"]])
+        self.offsets = np.array(manifest.get("calibration") or np.zeros(len(self.words)))
         self.batch_size = batch_size
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         contexts = [self.prefix + render(self.template, t) for t in texts]
-        return label_log_likelihoods(self.model, self.tokenizer, contexts, self.words, self.batch_size)
+        return label_log_likelihoods(self.model, self.tokenizer, contexts, self.words, self.batch_size) - self.offsets
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         if not len(texts):
@@ -103,13 +125,16 @@ class PromptClassifier:
 
 
 def save_prompt_classifier(folder: Path, model, tokenizer, template: str, label_words: Sequence[str],
-                           label_names: Sequence[str], demonstrations: Sequence[tuple[str, int]]) -> None:
-    """Write a kind `prompt` model folder that transferflow.models.load_classifier reads."""
+                           label_names: Sequence[str], demonstrations: Sequence[tuple[str, int]],
+                           calibration: Sequence[float] | None = None) -> None:
+    """Write a kind `prompt` model folder that transferflow.models.load_classifier reads; `calibration`
+    is calibration_offsets' answer for these demonstrations, or None for raw scores."""
     model.save_pretrained(folder / "decoder")
     tokenizer.save_pretrained(folder / "decoder")
     write_json(folder / "classifier.json", {
         "kind": KIND, "template": template, "label_words": list(label_words), "label_names": list(label_names),
         "demonstrations": [[t, int(y)] for t, y in demonstrations],
+        "calibration": None if calibration is None else [float(x) for x in calibration],
     })
 
 
