@@ -33,6 +33,8 @@ def test_every_field_is_documented():
     ("pretrain: {model: {num_heads: 3}}", "pretrain.model"),
     ("finetune: {options: {lora: {rank: 4}}}", "finetune"),
     ("bogus_stage: {}", "bogus_stage"),
+    ("finetune: {max_length: 512}", "finetune.max_length"),  # beyond the model's 128 positions
+    ("finetune: {strategies: [prefix], max_length: 120}", "prefix's 16 positions"),  # 120 + 16 > 128
 ])
 def test_bad_params_name_the_key(tmp_path, text, key):
     path = tmp_path / "params.yaml"

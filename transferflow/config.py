@@ -272,9 +272,9 @@ class Params(Section):
     prepare: PrepareParams = Field(default_factory=PrepareParams)
     """Data preparation: sources, splits, subsampling."""
     tokenizer: TokenizerParams = Field(default_factory=TokenizerParams)
-    """WordPiece tokenizer training on the pretraining corpus."""
+    """Tokenizer training on the pretraining corpus (the family's kind: WordPiece, byte-level BPE, Unigram)."""
     pretrain: PretrainParams = Field(default_factory=PretrainParams)
-    """Masked-LM pretraining of the encoder."""
+    """Pretraining of the family's model with its objective (masked LM, causal LM, span corruption)."""
     finetune: FinetuneParams = Field(default_factory=FinetuneParams)
     """Fine-tuning on the labelled task, one run per strategy."""
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
@@ -292,6 +292,14 @@ class Params(Section):
         from tasks.strategies import get_strategy
 
         family, task_type = self.pretrain.family, self.prepare.task_type
+        positions, length = self.pretrain.model.max_length, self.finetune.max_length
+        for name in self.finetune.strategies if family != "t5" else ():  # t5's positions are relative: no cap
+            strategy = get_strategy(name)
+            extra = strategy.extra_positions(strategy.Options.model_validate(self.finetune.options.get(name, {})))
+            if length + extra > positions:
+                raise ValueError(f"finetune.max_length ({length})" + (f" + {name}'s {extra} positions" if extra else "")
+                                 + f" exceeds the {positions} positions of the pretrained {family} model "
+                                 "(pretrain.model.max_length)")
         words, names = self.finetune.prompt.label_words, self.prepare.label_names
         if family != "bert" and task_type == "classification" and len(words) != len(names):
             raise ValueError(f"finetune.prompt.label_words {words} must give one word per label of "

@@ -74,6 +74,9 @@ class Strategy:
     param_groups: Callable[[nn.Module, float, StrategyOptions], list[dict]] | None = None
     """Optimizer parameter groups with their own learning rates (model, base learning rate, options);
     None trains every trainable parameter at the base rate with Trainer's default AdamW."""
+    extra_positions: Callable[[StrategyOptions], int] = lambda options: 0
+    """Positions the strategy takes before the input (a prefix shifts them), which finetune.max_length
+    must leave free in the pretrained model."""
     families: tuple[str, ...] = ("bert",)
     """Model families (pretrain.family) the strategy applies to; init "none" strategies apply to all."""
     task_types: tuple[str, ...] = ("classification",)

@@ -38,4 +38,5 @@ def export(model):
 
 
 register(Strategy(name="prefix", summary="pretrained encoder frozen, deep prefixes (P-tuning v2) + head trained",
+                  extra_positions=lambda options: options.num_virtual_tokens,
                   init="pretrained", adapt=adapt, export=export, Options=PrefixOptions))
