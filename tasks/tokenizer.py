@@ -42,6 +42,9 @@ def wordpiece(texts, p: TokenizerParams, model_max_length: int = 512) -> PreTrai
     tok.decoder = decoders.WordPiece()
     trainer = trainers.WordPieceTrainer(vocab_size=p.vocab_size, min_frequency=p.min_frequency,
                                         special_tokens=SPECIAL_TOKENS)
+    # Not bit-reproducible: the trainer numbers its `##` pieces in hash-map order, which breaks ties
+    # between equal-count merges differently per process (huggingface/tokenizers#1794, fix pending in
+    # #2066). Two runs give slightly different vocabularies; DVC's cache keeps the one a repro made.
     tok.train_from_iterator(texts, trainer=trainer)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
@@ -89,7 +92,7 @@ TRAINERS = {"bert": wordpiece, "gpt": byte_level_bpe, "t5": unigram_with_sentine
 
 
 def main(params: Params, parent_run_id: str | None = None) -> dict:
-    """Train the WordPiece tokenizer on the prepared corpus."""
+    """Train the family's tokenizer (TRAINERS) on the prepared corpus."""
     p = params.tokenizer
     with stage_run("tokenizer", p.model_dump() | {"family": params.pretrain.family}, parent_run_id):
         corpus = load_prepared(CORPUS)["train"]
