@@ -30,8 +30,7 @@ import numpy as np
 from tasks.evaluate import score_split
 from tasks.finetune import PRETRAINED, TASK, TOKENIZER, finetune
 from transferflow.config import Params
-from transferflow.data import load_prepared
-from transferflow.files import atomic_dir, write_json, write_text
+from transferflow.files import atomic_dir, load_prepared, write_json, write_text
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
 
@@ -40,10 +39,10 @@ SCRATCH = Path("checkpoints/data_efficiency")
 STAGE = StageSpec(
     name="data_efficiency",
     params=("data_efficiency", "finetune"),
-    deps=("tasks/data_efficiency.py", "tasks/finetune.py", "tasks/evaluate.py", "tasks/strategies",
-          "transferflow/models.py", "transferflow/token_classification.py", "transferflow/prompting.py",
-          "transferflow/text_to_text.py", str(TASK), str(TOKENIZER),
-          str(PRETRAINED)),
+    deps=("tasks/data_efficiency.py", "transferflow/metrics", "tasks/finetune.py", "tasks/evaluate.py",
+          "tasks/strategies", "transferflow/training.py", "transferflow/models.py",
+          "transferflow/token_classification.py", "transferflow/prompting.py", "transferflow/text_to_text.py",
+          str(TASK), str(TOKENIZER), str(PRETRAINED)),
     outs=(str(OUT),),
     metrics=("metrics/data_efficiency.json",),
     plots=("plots/data_efficiency.csv",),

@@ -24,8 +24,7 @@ import numpy as np
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 from transferflow.config import Params
-from transferflow.data import load_prepared
-from transferflow.files import atomic_dir, read_json, write_json, write_text
+from transferflow.files import atomic_dir, load_prepared, read_json, write_json, write_text
 from transferflow.metrics import classification_scores
 from transferflow.models import load_classifier
 from transferflow.token_classification import TAGS, is_tagging, tag_scores
@@ -38,8 +37,9 @@ OUT = Path("artifacts/evaluate")
 STAGE = StageSpec(
     name="evaluate",
     params=("evaluate", "finetune.strategies", "register.metric"),
-    deps=("tasks/evaluate.py", "transferflow/models.py", "transferflow/token_classification.py",
-          "transferflow/prompting.py", "transferflow/text_to_text.py", str(TASK), str(FINETUNED)),
+    deps=("tasks/evaluate.py", "transferflow/metrics", "transferflow/models.py",
+          "transferflow/token_classification.py", "transferflow/prompting.py", "transferflow/text_to_text.py",
+          str(TASK), str(FINETUNED)),
     outs=(str(OUT),),
     metrics=("metrics/evaluate.json",),
     plots=("plots/confusion.csv", "plots/leaderboard.csv"),

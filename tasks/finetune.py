@@ -25,8 +25,7 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoMo
 
 from tasks.strategies import FitInputs, Strategy, get_strategy
 from transferflow.config import FinetuneParams, Params
-from transferflow.data import load_prepared
-from transferflow.files import atomic_dir, write_json
+from transferflow.files import atomic_dir, load_prepared, write_json
 from transferflow.metrics import classification_scores
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
@@ -42,9 +41,9 @@ TOKENIZER = Path("artifacts/tokenizer")
 STAGE = StageSpec(
     name="finetune",
     params=("finetune",),
-    deps=("tasks/finetune.py", "tasks/strategies", "transferflow/models.py", "transferflow/token_classification.py",
-          "transferflow/prompting.py", "transferflow/text_to_text.py",
-          str(TASK), str(AUX_TASK), str(TOKENIZER), str(PRETRAINED)),
+    deps=("tasks/finetune.py", "transferflow/metrics", "tasks/strategies", "transferflow/training.py",
+          "transferflow/models.py", "transferflow/token_classification.py", "transferflow/prompting.py",
+          "transferflow/text_to_text.py", str(TASK), str(AUX_TASK), str(TOKENIZER), str(PRETRAINED)),
     outs=("artifacts/finetune/{item}",),
     metrics=("metrics/finetune/{item}.json",),
 )

@@ -29,7 +29,8 @@ OUT = Path("artifacts/prepare")
 STAGE = StageSpec(
     name="prepare",
     params=("prepare",),
-    deps=("tasks/prepare.py", "data/sst2", "data/wikitext2", "data/ag_news", "data/conll2003"),
+    deps=("tasks/prepare.py", "transferflow/data.py", "data/sst2", "data/wikitext2", "data/ag_news",
+          "data/conll2003"),
     outs=(str(OUT),),
     metrics=("metrics/prepare.json",),
 )

@@ -29,8 +29,7 @@ from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, DataCollat
 from transformers.trainer_utils import get_last_checkpoint
 
 from transferflow.config import Params, PretrainParams
-from transferflow.data import load_prepared
-from transferflow.files import atomic_dir, fingerprint, write_json
+from transferflow.files import atomic_dir, fingerprint, load_prepared, write_json
 from transferflow.metrics import load_metric
 from transferflow import span_corruption as span_corruption_module
 from transferflow.span_corruption import SpanCorruptionCollator
@@ -45,7 +44,8 @@ TOKENIZER = Path("artifacts/tokenizer")
 STAGE = StageSpec(
     name="pretrain",
     params=("pretrain",),
-    deps=("tasks/pretrain.py", "transferflow/span_corruption.py", str(CORPUS), str(TOKENIZER)),
+    deps=("tasks/pretrain.py", "transferflow/metrics", "transferflow/training.py", "transferflow/span_corruption.py",
+          str(CORPUS), str(TOKENIZER)),
     outs=(str(OUT),),
     metrics=("metrics/pretrain.json",),
     plots=("plots/pretrain.json",),

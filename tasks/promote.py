@@ -25,8 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from transferflow import gate, model_card, registry
 from transferflow.config import Params
-from transferflow.data import load_prepared
-from transferflow.files import write_json
+from transferflow.files import load_prepared, write_json
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import setup_tracking, stage_run
 
@@ -35,8 +34,10 @@ STAGE = StageSpec(
     name="promote",
     params=("promote", "register.model_name"),
     # metrics/register.json is register's output: it orders this stage after registration in dvc.
-    deps=("tasks/promote.py", "transferflow/gate.py", "transferflow/registry.py",
-          "transferflow/token_classification.py", str(TASK), "metrics/register.json"),
+    deps=("tasks/promote.py", "transferflow/metrics", "transferflow/gate.py", "transferflow/registry.py",
+          "transferflow/model_card.py", "transferflow/serving.py", "transferflow/models.py",
+          "transferflow/token_classification.py", "transferflow/prompting.py", "transferflow/text_to_text.py",
+          str(TASK), "metrics/register.json"),
     outs=(),
     metrics=("metrics/promote.json",),
 )

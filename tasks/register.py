@@ -33,10 +33,10 @@ LEADERBOARD = Path("artifacts/evaluate/leaderboard.json")
 STAGE = StageSpec(
     name="register",
     params=("register",),
-    deps=("tasks/register.py", "transferflow/serving.py", "transferflow/models.py",
-          "transferflow/token_classification.py", "transferflow/prompting.py",
-          "transferflow/text_to_text.py", "transferflow/model_card.py", "transferflow/registry.py",
-          str(LEADERBOARD), "artifacts/finetune"),
+    deps=("tasks/register.py", "transferflow/metrics", "transferflow/serving.py", "transferflow/models.py",
+          "transferflow/token_classification.py", "transferflow/prompting.py", "transferflow/text_to_text.py",
+          "transferflow/model_card.py", "transferflow/registry.py", "transferflow/gate.py", str(LEADERBOARD),
+          "artifacts/finetune"),
     outs=(),
     metrics=("metrics/register.json",),
 )

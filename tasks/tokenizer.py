@@ -17,8 +17,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import PreTrainedTokenizerFast
 
 from transferflow.config import Params, TokenizerParams
-from transferflow.data import load_prepared
-from transferflow.files import atomic_dir
+from transferflow.files import atomic_dir, load_prepared
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
 

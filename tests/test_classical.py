@@ -44,7 +44,7 @@ def classical(pretrained_workspace):
 
 
 def test_tfidf_learns_well_above_the_majority_class(classical, in_pretrained):
-    from transferflow.data import load_prepared
+    from transferflow.files import load_prepared
 
     _, summaries = classical
     validation = load_prepared("artifacts/prepare/task")["validation"]
@@ -94,7 +94,7 @@ def test_saved_models_predict_as_at_fit_time(classical, in_pretrained, tmp_path)
     from sklearn.linear_model import LogisticRegression
     from transformers import AutoModel, AutoTokenizer
 
-    from transferflow.data import load_prepared
+    from transferflow.files import load_prepared
     from transferflow.metrics import classification_scores
     from transferflow.models import pooled_hidden_states, save_sklearn
 

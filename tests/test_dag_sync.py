@@ -1,5 +1,8 @@
-"""dvc.yaml and the Prefect flow describe one DAG: same stages, order, params, deps and outputs."""
+"""dvc.yaml and the Prefect flow describe one DAG: same stages, order, params, deps and outputs; and the
+deps name every module whose code a stage runs, so changing it re-runs the stage (dvc) and misses the
+cache (Prefect)."""
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,49 @@ def test_foreach_stage_iterates_the_strategies():
 def test_every_stage_module_is_in_the_flow():
     modules = {p.stem for p in (REPO / "tasks").glob("*.py") if p.stem != "__init__"}
     assert modules == {m.STAGE.name for m in STAGES}
+
+
+PLUMBING = {"transferflow/__init__.py", "transferflow/config.py", "transferflow/stage.py", "transferflow/tracking.py",
+            "transferflow/files.py"}
+"""Modules every stage uses that change no stage's result: environment defaults, the params schema (the
+values themselves are params deps), stage declarations, MLflow runs, and writing and reading outputs."""
+
+
+def _module_file(dotted: str) -> str | None:
+    for candidate in (f"{dotted.replace('.', '/')}.py", f"{dotted.replace('.', '/')}/__init__.py"):
+        if (REPO / candidate).is_file():
+            return candidate
+    return None
+
+
+def _imports(file: str) -> set[str]:
+    """Repo files a module imports, at top level or inside functions. Importing a package counts as
+    importing every file under it: tasks.strategies imports all of them, and the metric scripts under
+    transferflow/metrics are loaded by path."""
+    names = set()
+    for node in ast.walk(ast.parse((REPO / file).read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    files = {f for f in map(_module_file, names) if f}
+    packages = [f for f in files if f.endswith("/__init__.py") and f not in PLUMBING]
+    return files | {str(p.relative_to(REPO)) for f in packages for p in (REPO / f).parent.rglob("*.py")}
+
+
+def _code_run_by(file: str) -> set[str]:
+    seen, todo = set(), [file]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo += [] if current in PLUMBING else _imports(current)
+    return seen - PLUMBING
+
+
+@pytest.mark.parametrize("module", STAGES, ids=lambda m: m.STAGE.name)
+def test_stage_deps_name_every_module_whose_code_it_runs(module):
+    deps = module.STAGE.deps
+    code = _code_run_by(str(Path(module.__file__).relative_to(REPO)))
+    missing = sorted(f for f in code if not any(f == d or f.startswith(f"{d}/") for d in deps))
+    assert not missing, f"{module.STAGE.name} runs code from {missing}, which its deps do not name"

@@ -21,7 +21,7 @@ from transferflow.models import load_classifier
 
 def test_prepare_carves_ag_news_from_its_test_split(in_pretrained):
     from transferflow.config import load_params
-    from transferflow.data import load_prepared
+    from transferflow.files import load_prepared
 
     holdout = load_params("params.yaml").prepare.aux_holdout_rows
     aux = load_prepared("artifacts/prepare/aux_task")

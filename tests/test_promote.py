@@ -21,7 +21,7 @@ from tasks import promote
 from transferflow import registry
 from transferflow.cli import app
 from transferflow.config import load_params
-from transferflow.data import load_prepared
+from transferflow.files import load_prepared
 
 
 class Answers(mlflow.pyfunc.PythonModel):

@@ -18,7 +18,7 @@ from tasks import evaluate, finetune, register
 from transferflow import scoring
 from transferflow.cli import app
 from transferflow.config import load_params
-from transferflow.data import load_prepared
+from transferflow.files import load_prepared
 from transferflow.schedule import free_port, stop_tree
 
 TEXTS = ["a gripping , funny film", "a dull , lifeless mess", "it is what it is", "a triumph", "tedious"]

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import datasets
 
-
-class DataError(RuntimeError):
-    """Raw data is missing or not in the expected shape."""
+from transferflow.files import DataError  # noqa: F401 (raised here; callers import it from here too)
 
 
 def _is_local(source: str) -> bool:
@@ -162,14 +160,3 @@ def load_text_corpus(source: str) -> datasets.DatasetDict:
         raw = datasets.load_dataset(name, config or None)
         raw = datasets.DatasetDict(train=raw["train"], validation=raw["validation"])
     return raw
-
-
-def load_prepared(folder: str | Path) -> datasets.DatasetDict:
-    """A split written by the prepare stage, read into memory.
-
-    In memory so that `.map()` writes no cache files into the folder: that folder is a DVC output
-    and a cache-key input, and must stay byte-identical once written.
-    """
-    if not Path(folder).is_dir():
-        raise DataError(f"{folder} is missing: run the prepare stage first (`dvc repro prepare`)")
-    return datasets.load_from_disk(str(folder), keep_in_memory=True)

@@ -1,4 +1,6 @@
-"""Writing outputs so that a failed stage leaves nothing half-written for a later stage to read."""
+"""Stage outputs on disk: written so that a failed stage leaves nothing half-written for a later stage
+to read, read back, and fingerprinted for cache keys. Every stage uses this module; none of it changes
+what a stage computes (tests/test_dag_sync.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,10 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+
+class DataError(RuntimeError):
+    """Data is missing or not in the expected shape: a raw dataset (transferflow/data.py) or a prepared split."""
 
 
 @contextmanager
@@ -55,6 +61,19 @@ def write_text(path: str | Path, text: str) -> None:
 
 def read_json(path: str | Path):
     return json.loads(Path(path).read_text())
+
+
+def load_prepared(folder: str | Path):
+    """A split written by the prepare stage (a datasets.DatasetDict), read into memory.
+
+    In memory so that `.map()` writes no cache files into the folder: that folder is a DVC output
+    and a cache-key input, and must stay byte-identical once written.
+    """
+    import datasets  # slow to import, and only stages that read splits need it
+
+    if not Path(folder).is_dir():
+        raise DataError(f"{folder} is missing: run the prepare stage first (`dvc repro prepare`)")
+    return datasets.load_from_disk(str(folder), keep_in_memory=True)
 
 
 def fingerprint(paths: list[str | Path]) -> str:

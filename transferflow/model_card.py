@@ -18,8 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from transferflow import gate as stats
 from transferflow.config import Params
-from transferflow.data import load_prepared
-from transferflow.files import read_json
+from transferflow.files import load_prepared, read_json
 from transferflow.registry import gate_rows
 from transferflow.token_classification import TAGS, is_tagging
 

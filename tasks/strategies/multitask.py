@@ -112,7 +112,7 @@ def fit(inputs: FitInputs, options: MultitaskOptions, out: Path) -> dict:
     from transformers import (AutoModel, AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, Trainer,
                               set_seed)
 
-    from transferflow.data import load_prepared
+    from transferflow.files import load_prepared
     from transferflow.files import read_json
     from transferflow.metrics import classification_scores
     from transferflow.training import MlflowMetrics, count_parameters, optimizer_state_mb, training_arguments
