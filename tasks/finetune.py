@@ -32,7 +32,7 @@ from transferflow.tracking import stage_run
 from transferflow.models import save_classifier
 from transferflow.token_classification import TAGS, encode_tagged, is_tagging, trainer_metrics
 from transferflow.training import (MlflowMetrics, count_parameters, optimizer_state_mb, peak_memory_mb,
-                                  training_arguments)
+                                  training_arguments, validation_summary)
 
 TASK = Path("artifacts/prepare/task")
 AUX_TASK = Path("artifacts/prepare/aux_task")  # read by the multitask strategy
@@ -153,8 +153,7 @@ def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path,
         "peak_memory_mb": peak_memory_mb(),
         "optimizer_state_mb": optimizer_state_mb(trainer.optimizer),  # after training: every state allocated
         "stored_mb": _folder_bytes(stored) / 2**20,
-        "validation": {k.removeprefix("eval_"): v for k, v in validation.items()
-                       if k.removeprefix("eval_") in ("accuracy", "precision", "recall", "f1", "loss")},
+        "validation": validation_summary(validation),
     }
     write_json(out / "summary.json", summary)
     return summary

@@ -137,6 +137,32 @@ def test_prompt_longer_than_the_model_loses_its_oldest_demonstrations(tokenizers
     assert np.isfinite(short).all()  # cut to the last 32 positions, not an index error
 
 
+def test_answer_training_keeps_the_checkpoint_best_on_the_served_scores_not_the_loss(tokenizers, tmp_path):
+    from datasets import Dataset
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from transferflow.config import FinetuneParams
+    from transferflow.prompting import sft_features
+    from transferflow.training import train_with_answers
+
+    tokenizer = tokenizers["gpt"]
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2))
+    rows = Dataset.from_dict({"text": LINES[:24], "label": [i % 2 for i in range(24)]})
+    data = rows.map(sft_features(tokenizer, "Review: {text}\nSentiment:", ["bad", "good"], 64), batched=True,
+                    remove_columns=rows.column_names)
+    served_accuracy = iter([0.9, 0.5, 0.4, 0.4])  # best at the first evaluation, while the loss still falls
+
+    def score_validation(model):
+        return {"accuracy": next(served_accuracy), "f1": 0.5}
+
+    p = FinetuneParams(max_steps=6, eval_steps=2, batch_size=4, learning_rate=1e-2, early_stopping_patience=5)
+    trainer, _ = train_with_answers(model, tokenizer, data, data, p, str(tmp_path), p.learning_rate, score_validation)
+    evals = [log for log in trainer.state.log_history if "eval_loss" in log]
+    assert [log["eval_accuracy"] for log in evals] == [0.9, 0.5, 0.4]  # logged with the loss, as any eval_ metric
+    assert evals[-1]["eval_loss"] < evals[0]["eval_loss"]  # the loss alone would have kept the last checkpoint
+    assert trainer.state.best_metric == 0.9 and trainer.state.best_model_checkpoint.endswith("checkpoint-2")
+
+
 def test_text_to_text_answers_map_back_to_labels_and_anything_else_is_wrong():
     ids = words_to_ids(["positive", " Negative ", "positive!", ""], ["negative", "positive"])
     assert ids.tolist() == [1, 0, UNANSWERED, UNANSWERED]

@@ -79,6 +79,7 @@ def label_log_likelihoods(model, tokenizer, contexts: Sequence[str], words: Sequ
     import torch
 
     positions = model.config.max_position_embeddings
+    device = next(model.parameters(), torch.empty(0)).device  # where the model is, also while it trains
     pairs = [encode_answer(tokenizer, c, w, positions) for c in contexts for w in words]
     scores = []
     model.eval()
@@ -91,11 +92,11 @@ def label_log_likelihoods(model, tokenizer, contexts: Sequence[str], words: Sequ
             for row, (c, a) in enumerate(chunk):  # right padding: real tokens keep positions 0..n-1
                 ids[row, :len(c) + len(a)] = torch.tensor(c + a)
                 mask[row, :len(c) + len(a)] = 1
-            logprobs = model(input_ids=ids, attention_mask=mask).logits.log_softmax(-1)
+            logprobs = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().log_softmax(-1)
             for row, (c, a) in enumerate(chunk):
                 # the token at position t is predicted by the logits at t - 1
-                at = torch.arange(len(c) - 1, len(c) + len(a) - 1)
-                scores.append(logprobs[row, at, torch.tensor(a)].sum().item())
+                at = torch.arange(len(c) - 1, len(c) + len(a) - 1, device=device)
+                scores.append(logprobs[row, at, torch.tensor(a, device=device)].sum().item())
     return np.array(scores).reshape(len(contexts), len(words))
 
 

@@ -39,6 +39,26 @@ def words_to_ids(generated: Sequence[str], words: Sequence[str]) -> np.ndarray:
     return np.array([index.get(g.strip().lower(), UNANSWERED) for g in generated], dtype=np.int64)
 
 
+def generate_label_ids(model, tokenizer, texts: Sequence[str], template: str, words: Sequence[str], max_length: int,
+                       batch_size: int = 64) -> np.ndarray:
+    """Greedy generation for every text, mapped back to label ids (UNANSWERED for anything else): how a
+    text_to_text model classifies, when served and when its checkpoints are compared during training."""
+    import torch
+
+    # room for the longest label word and </s>; the model may still write something else
+    max_new_tokens = max(len(tokenizer(w)["input_ids"]) for w in words) + 1
+    answers: list[str] = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            chunk = [render(template, t) for t in texts[start:start + batch_size]]
+            batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length,
+                              return_tensors="pt").to(model.device)
+            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+            answers += tokenizer.batch_decode(out, skip_special_tokens=True)
+    return words_to_ids(answers, words)
+
+
 class TextToTextClassifier:
     """kind `text_to_text`: a seq2seq model (seq2seq/), its template and label words."""
 
@@ -50,24 +70,10 @@ class TextToTextClassifier:
         self.template, self.words = manifest["template"], list(manifest["label_words"])
         self.label_names = list(manifest["label_names"])
         self.max_length, self.batch_size = int(manifest["max_length"]), batch_size
-        # room for the longest label word and </s>; the model may still write something else
-        self.max_new_tokens = max(len(self.tokenizer(w)["input_ids"]) for w in self.words) + 1
-
-    def generate(self, texts: Sequence[str]) -> list[str]:
-        import torch
-
-        answers: list[str] = []
-        with torch.no_grad():
-            for start in range(0, len(texts), self.batch_size):
-                chunk = [render(self.template, t) for t in texts[start:start + self.batch_size]]
-                batch = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length,
-                                       return_tensors="pt")
-                out = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
-                answers += self.tokenizer.batch_decode(out, skip_special_tokens=True)
-        return answers
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
-        return words_to_ids(self.generate(list(texts)), self.words)
+        return generate_label_ids(self.model, self.tokenizer, list(texts), self.template, self.words,
+                                  self.max_length, self.batch_size)
 
 
 def save_text_to_text(folder: Path, model, tokenizer, template: str, label_words: Sequence[str],

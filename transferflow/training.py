@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import resource
 import sys
+from typing import Callable
 
 import mlflow
 import torch
-from transformers import TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from transferflow.config import TrainingParams
+from transferflow.config import FinetuneParams, TrainingParams
 
 
 def training_arguments(p: TrainingParams, output_dir: str, **overrides) -> TrainingArguments:
@@ -90,22 +91,47 @@ def peak_memory_mb() -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
-def train_with_answers(model, tokenizer, train, validation, p: TrainingParams, checkpoints: str,
-                       learning_rate: float, patience: int):
-    """Trainer on examples that carry their own `labels` (the answer tokens: SFT of a decoder, text-to-text
-    of an encoder-decoder). The best checkpoint is the one with the lowest validation loss on the answers;
-    accuracy needs generation or label scoring, which the caller does once on the best model.
-    Returns (trainer, train result, wall seconds)."""
-    import time
+def validation_summary(metrics: dict[str, float]) -> dict[str, float]:
+    """A stage summary's `validation` entry from Trainer.evaluate()'s answer: scores and loss, unprefixed."""
+    names = ("accuracy", "precision", "recall", "f1", "loss")
+    return {k.removeprefix("eval_"): v for k, v in metrics.items() if k.removeprefix("eval_") in names}
 
-    from transformers import DataCollatorForSeq2Seq, EarlyStoppingCallback, Trainer
 
-    args = training_arguments(p, checkpoints, load_best_model_at_end=True, metric_for_best_model="loss",
-                              greater_is_better=False, learning_rate=learning_rate)
+class AnswerTrainer(Trainer):
+    """Trainer for examples that carry their own answer tokens (SFT of a decoder, text-to-text of an
+    encoder-decoder), whose every evaluation also classifies the validation split the way the served
+    model does (`score_validation(model)` -> accuracy, f1, ...).
+
+    Those scores then reach logging, early stopping and the choice of the best checkpoint like any
+    `eval_` metric, so `finetune.metric` picks the checkpoint here as it does for every other strategy.
+    The answers' loss is only a proxy for that: it also counts the end-of-text token after the word, and it
+    can fall while the predicted labels stay the same. Hand-written because compute_metrics sees only the
+    logits of the gold answer, not the competing label words' scores or the generated text.
+    """
+
+    def __init__(self, *args, score_validation: Callable[[torch.nn.Module], dict[str, float]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.score_validation = score_validation
+
+    def evaluation_loop(self, *args, metric_key_prefix: str = "eval", **kwargs):
+        output = super().evaluation_loop(*args, metric_key_prefix=metric_key_prefix, **kwargs)
+        scores = self.score_validation(self.model)
+        output.metrics.update({f"{metric_key_prefix}_{name}": value for name, value in scores.items()})
+        return output
+
+
+def train_with_answers(model, tokenizer, train, validation, p: FinetuneParams, checkpoints: str,
+                       learning_rate: float, score_validation: Callable[[torch.nn.Module], dict[str, float]]):
+    """Train on examples that carry their own answer tokens, keeping the checkpoint with the best
+    validation `p.metric` as `score_validation` measures it (AnswerTrainer). Returns (trainer, result);
+    trainer.evaluate() then scores the kept checkpoint."""
+    from transformers import DataCollatorForSeq2Seq, EarlyStoppingCallback
+
+    args = training_arguments(p, checkpoints, load_best_model_at_end=True, metric_for_best_model=p.metric,
+                              greater_is_better=True, learning_rate=learning_rate)
     # Seq2Seq's collator pads input_ids and labels (with -100) apart; with model=None it also serves a decoder.
     collator = DataCollatorForSeq2Seq(tokenizer, model=model if model.config.is_encoder_decoder else None)
-    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=validation, data_collator=collator,
-                      callbacks=[MlflowMetrics(), EarlyStoppingCallback(early_stopping_patience=patience)])
-    started = time.perf_counter()
-    result = trainer.train()
-    return trainer, result, time.perf_counter() - started
+    trainer = AnswerTrainer(model=model, args=args, train_dataset=train, eval_dataset=validation,
+                            data_collator=collator, score_validation=score_validation,
+                            callbacks=[MlflowMetrics(), EarlyStoppingCallback(p.early_stopping_patience)])
+    return trainer, trainer.train()

@@ -16,9 +16,8 @@ def fit_sft(inputs: FitInputs, options: StrategyOptions, out: Path, wrap=None) -
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     from transferflow.metrics import classification_scores
-    from transferflow.models import load_classifier
-    from transferflow.prompting import save_prompt_classifier, sft_features
-    from transferflow.training import count_parameters, optimizer_state_mb, train_with_answers
+    from transferflow.prompting import label_log_likelihoods, render, save_prompt_classifier, sft_features
+    from transferflow.training import count_parameters, optimizer_state_mb, train_with_answers, validation_summary
 
     p = inputs.params
     template, words = p.prompt.template, p.prompt.label_words
@@ -30,9 +29,17 @@ def fit_sft(inputs: FitInputs, options: StrategyOptions, out: Path, wrap=None) -
     encode = sft_features(tokenizer, template, words, model.config.max_position_embeddings)
     data = {split: inputs.task[split].map(encode, batched=True, remove_columns=inputs.task[split].column_names)
             for split in ("train", "validation")}
-    trainer, result, _ = train_with_answers(model, tokenizer, data["train"], data["validation"], p,
-                                            str(inputs.checkpoints), options.learning_rate or p.learning_rate,
-                                            p.early_stopping_patience)
+    validation = inputs.task["validation"]
+    prompts = [render(template, text) for text in validation["text"]]
+
+    def score_validation(model) -> dict[str, float]:  # as served: the likelier label word wins (zero-shot)
+        return classification_scores(label_log_likelihoods(model, tokenizer, prompts, words).argmax(1),
+                                     validation["label"])
+
+    trainer, result = train_with_answers(model, tokenizer, data["train"], data["validation"], p,
+                                         str(inputs.checkpoints), options.learning_rate or p.learning_rate,
+                                         score_validation)
+    scores = trainer.evaluate()  # the kept checkpoint
     served = trainer.model
     if hasattr(served, "peft_config"):
         # Saved before merging: merge_and_unload removes the LoRA layers, leaving an empty adapter behind.
@@ -40,10 +47,7 @@ def fit_sft(inputs: FitInputs, options: StrategyOptions, out: Path, wrap=None) -
         served = served.merge_and_unload()
     label_names = inputs.task["train"].features["label"].names
     save_prompt_classifier(out / "model", served, tokenizer, template, words, label_names, demonstrations=[])
-    preds = load_classifier(out / "model").predict(inputs.task["validation"]["text"])
-    validation = classification_scores(preds, inputs.task["validation"]["label"])
-    validation["loss"] = trainer.evaluate()["eval_loss"]
-    return {"trainable_params": trainable, "total_params": total, "validation": validation,
+    return {"trainable_params": trainable, "total_params": total, "validation": validation_summary(scores),
             "steps": result.global_step, "optimizer_state_mb": optimizer_state_mb(trainer.optimizer)}
 
 
