@@ -49,6 +49,10 @@ def tracking_follows_env(offline):
 
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     yield
+    # A run left active makes every later stage's start_run fail: end it, and blame the test that left it.
+    if (run := mlflow.active_run()) is not None:
+        mlflow.end_run()
+        pytest.fail(f"the test left MLflow run {run.info.run_id} active")
 
 
 def require_data() -> None:

@@ -45,13 +45,15 @@ class MlflowMetrics(TrainerCallback):
 
     Hand-written rather than Trainer's MLflowCallback: that one starts and ends runs of its own
     and logs every TrainingArguments field as a param; ours keeps the stage's run and params.
+    With no active run (training called outside a stage) it logs nothing: mlflow.log_metrics would
+    start a run that nothing ends, and every later stage run would then fail to start.
     """
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         figures = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
         if "eval_loss" in figures and "eval_perplexity" not in figures and self.perplexity:
             figures["eval_perplexity"] = float(torch.exp(torch.tensor(figures["eval_loss"])))
-        if figures:
+        if figures and mlflow.active_run():
             mlflow.log_metrics(figures, step=state.global_step)
 
     def __init__(self, perplexity: bool = False):
