@@ -54,3 +54,25 @@ def test_unknown_strategy_lists_registered(tmp_path):
 def test_missing_params_file(tmp_path):
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_a_strategy_the_installed_libraries_cannot_run_is_one_params_error(tmp_path, monkeypatch):
+    # transformers 5.24's BertModel.forward, as peft's prefix tuning sees it: `cache`, no `past_key_values`
+    import transformers
+    from typer.testing import CliRunner
+
+    from transferflow.cli import app
+
+    def forward(self, input_ids=None, attention_mask=None, cache=None):
+        raise AssertionError("never called: the check reads the signature")
+
+    monkeypatch.setattr(transformers.BertModel, "forward", forward)
+    path = tmp_path / "params.yaml"
+    path.write_text("finetune: {strategies: [full, prefix]}")
+    result = CliRunner().invoke(app, ["check-params", str(path)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "'prefix' cannot run" in lines[0] and f"transformers {transformers.__version__}" in lines[0]
+    path.write_text("finetune: {strategies: [full, lora]}")  # the other strategies still check fine
+    assert CliRunner().invoke(app, ["check-params", str(path)]).exit_code == 0

@@ -312,6 +312,8 @@ class Params(Section):
                     raise ValueError(
                         f"{key}: {name!r} applies to families {list(strategy.families)} and task types "
                         f"{list(strategy.task_types)}, not family {family!r} with task type {task_type!r}")
+                if reason := strategy.unavailable(family):
+                    raise ValueError(f"{key}: {name!r} cannot run with the installed libraries: {reason}")
         return self
 
 
@@ -331,7 +333,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
+        # A check across sections has no key of its own (its message names the keys): no "<root>: ".
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()
+            ": ".join(part for part in (".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, ")) if part)
+            for e in err.errors()
         )
         raise ParamsError(f"{path}: {problems}") from None

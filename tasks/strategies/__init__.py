@@ -81,6 +81,9 @@ class Strategy:
     """Model families (pretrain.family) the strategy applies to; init "none" strategies apply to all."""
     task_types: tuple[str, ...] = ("classification",)
     """Task types (prepare.task_type) the strategy applies to."""
+    unavailable: Callable[[str], str | None] = lambda family: None
+    """Why the installed libraries cannot run the strategy for this family (naming the version), or
+    None. Checked when params load, so `transferflow check-params` says it, not a traceback mid-training."""
     fit: Callable[[FitInputs, StrategyOptions, Path], dict] | None = None
     """A strategy that trains itself instead of the Trainer loop (scikit-learn baselines, multitask):
     fit(inputs, options, out) writes a model folder `out/model` that transferflow.models.load_classifier

@@ -32,6 +32,19 @@ def adapt(model, options: PrefixOptions):
     return get_peft_model(model, config)
 
 
+def unavailable(family: str) -> str | None:
+    """peft finds where to feed the prefixes by looking for `past_key_values` in the encoder's forward
+    signature. transformers 5.24 renamed that argument to `cache` in BertModel (see pyproject.toml's cap)."""
+    import inspect
+
+    import transformers
+
+    if "past_key_values" in inspect.signature(transformers.BertModel.forward).parameters:
+        return None
+    return (f"transformers {transformers.__version__}'s BertModel.forward takes no `past_key_values`, which "
+            "peft's prefix tuning looks for; install transformers<5.24 (the lock has it: make setup)")
+
+
 def export(model):
     """Unchanged: prefixes cannot be folded into weights (saved as adapter + base, see module docstring)."""
     return model
@@ -39,4 +52,4 @@ def export(model):
 
 register(Strategy(name="prefix", summary="pretrained encoder frozen, deep prefixes (P-tuning v2) + head trained",
                   extra_positions=lambda options: options.num_virtual_tokens,
-                  init="pretrained", adapt=adapt, export=export, Options=PrefixOptions))
+                  init="pretrained", adapt=adapt, export=export, Options=PrefixOptions, unavailable=unavailable))
