@@ -31,7 +31,7 @@ from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
 from transferflow.models import save_classifier
 from transferflow.token_classification import TAGS, encode_tagged, is_tagging, trainer_metrics
-from transferflow.training import (MlflowMetrics, count_parameters, optimizer_state_mb, peak_memory_mb,
+from transferflow.training import (MlflowMetrics, PeakMemory, count_parameters, optimizer_state_mb,
                                   training_arguments, validation_summary)
 
 TASK = Path("artifacts/prepare/task")
@@ -82,11 +82,12 @@ def _fit_itself(strategy: Strategy, options, p: FinetuneParams, task: datasets.D
     inputs = FitInputs(task=task, params=p, pretrained=PRETRAINED, tokenizer=TOKENIZER, prepared=TASK.parent,
                        checkpoints=checkpoints)
     started = time.perf_counter()
-    fitted = strategy.fit(inputs, options, out)
+    with PeakMemory() as memory:
+        fitted = strategy.fit(inputs, options, out)
     seconds = time.perf_counter() - started
     summary = {"strategy": strategy.name, "init": strategy.init,
                "trainable_pct": 100 * fitted["trainable_params"] / fitted["total_params"],
-               "train_seconds": seconds, "steps": 0, "peak_memory_mb": peak_memory_mb(),
+               "train_seconds": seconds, "steps": 0, "peak_memory_mb": memory.mb,
                "optimizer_state_mb": 0.0, **fitted}
     stored = out / "adapter" if (out / "adapter").exists() else out / "model"  # sft_lora keeps its adapter
     summary["stored_mb"] = _folder_bytes(stored) / 2**20
@@ -133,7 +134,8 @@ def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path,
         callbacks=[MlflowMetrics(), EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience)],
     )
     started = time.perf_counter()
-    result = trainer.train()
+    with PeakMemory() as memory:
+        result = trainer.train()
     seconds = time.perf_counter() - started
     validation = trainer.evaluate()  # the best checkpoint, reloaded at the end of training
     if hasattr(trainer.model, "peft_config"):  # PEFT: the adapter alone is what must be stored per task
@@ -150,7 +152,7 @@ def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path,
         "trainable_pct": 100 * trainable / total,
         "train_seconds": seconds,
         "steps": result.global_step,
-        "peak_memory_mb": peak_memory_mb(),
+        "peak_memory_mb": memory.mb,  # this strategy's training alone
         "optimizer_state_mb": optimizer_state_mb(trainer.optimizer),  # after training: every state allocated
         "stored_mb": _folder_bytes(stored) / 2**20,
         "validation": validation_summary(validation),

@@ -187,6 +187,17 @@ def prepare_corpus(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
     return corpus, card
 
 
+def mix_task_text(corpus: datasets.DatasetDict, task_train: datasets.Dataset, times: int,
+                  seed: int) -> tuple[datasets.DatasetDict, dict]:
+    """The corpus's train split with the task's train texts added `times` times, shuffled (TAPT);
+    its validation split stays the corpus's own, so perplexity stays comparable across mixes."""
+    texts = task_train.select_columns(["text"]).cast(corpus["train"].features)  # string and large_string differ
+    mixed = datasets.concatenate_datasets([corpus["train"], *[texts] * times]).shuffle(seed=seed)
+    card = {"task_train_texts": len(texts), "times": times, "corpus_lines": len(corpus["train"]),
+            "task_share_of_lines": times * len(texts) / len(mixed)}
+    return datasets.DatasetDict(train=mixed, validation=corpus["validation"]), card
+
+
 def main(params: Params, parent_run_id: str | None = None) -> dict:
     """Prepare the task splits, the auxiliary task's splits and the pretraining corpus."""
     p = params.prepare
@@ -194,6 +205,8 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         task, task_card = (prepare_ner_task if p.task_type == "ner" else prepare_task)(p)
         aux, aux_card = prepare_aux_task(p)
         corpus, corpus_card = prepare_corpus(p)
+        if p.task_text_in_corpus:
+            corpus, corpus_card["task_adaptive"] = mix_task_text(corpus, task["train"], p.task_text_in_corpus, p.seed)
         card = {"task": task_card, "aux_task": aux_card, "corpus": corpus_card}
         with atomic_dir(OUT) as tmp:
             task.save_to_disk(tmp / "task")

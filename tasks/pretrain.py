@@ -2,9 +2,13 @@
 
     python -m tasks.pretrain [--params params.yaml]
 
-bert: an encoder trained with masked LM; gpt: a decoder trained with causal LM on packed blocks of
-text; t5: an encoder-decoder trained with span corruption (transferflow/span_corruption.py). All
-three report held-out perplexity over the tokens they predict.
+bert: an encoder trained with masked LM, its decoder run on the masked positions only
+(transferflow/masked_lm.py); gpt: a decoder trained with causal LM; t5: an encoder-decoder trained
+with span corruption (transferflow/span_corruption.py). Every family trains on packed blocks of text
+(no padding), without dropout (the saved model carries pretrain.model.dropout for fine-tuning), with
+SDPA attention, and in bf16 where this machine runs it faster (transferflow/precision.py). All three
+report held-out perplexity and token accuracy over the tokens they predict, beside the corpus's
+unigram entropy: a loss at that level means the model has learned no context.
 
 Checkpoints go to checkpoints/pretrain every eval_steps; a re-run with the same params resumes from
 the last one. The finished model (safetensors, with its tokenizer) is written to artifacts/pretrain
@@ -24,13 +28,16 @@ import mlflow
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling,
-                          GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration, Trainer, set_seed)
+from transformers import (AutoTokenizer, BertConfig, DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel,
+                          T5Config, T5ForConditionalGeneration, Trainer, set_seed)
 from transformers.trainer_utils import get_last_checkpoint
 
 from transferflow.config import Params, PretrainParams
 from transferflow.files import atomic_dir, fingerprint, load_prepared, write_json
+from transferflow import masked_lm as sparse_mlm_module
+from transferflow.masked_lm import SparseBertForMaskedLM
 from transferflow.metrics import load_metric
+from transferflow.precision import use_bf16
 from transferflow import span_corruption as span_corruption_module
 from transferflow.span_corruption import SpanCorruptionCollator
 from transferflow.stage import StageSpec, stage_cli
@@ -45,97 +52,119 @@ STAGE = StageSpec(
     name="pretrain",
     params=("pretrain",),
     deps=("tasks/pretrain.py", "transferflow/metrics", "transferflow/training.py", "transferflow/span_corruption.py",
-          str(CORPUS), str(TOKENIZER)),
+          "transferflow/masked_lm.py", "transferflow/precision.py", str(CORPUS), str(TOKENIZER)),
     outs=(str(OUT),),
     metrics=("metrics/pretrain.json",),
     plots=("plots/pretrain.json",),
 )
 
 
-def tokenize_lines(corpus: datasets.DatasetDict, tokenizer, max_length: int) -> datasets.DatasetDict:
-    """One example per corpus line, truncated (bert: each line is a [CLS] ... [SEP] sentence)."""
-    def encode(batch):
-        return tokenizer(batch["text"], truncation=True, max_length=max_length, return_special_tokens_mask=True)
-
-    return corpus.map(encode, batched=True, remove_columns=["text"])
-
-
 def pack_blocks(corpus: datasets.DatasetDict, tokenizer, block: int) -> datasets.DatasetDict:
-    """Lines joined by </s> (or <|endoftext|>) and cut into blocks of `block` tokens, as GPT and T5 were
-    trained: no padding, and every position sees text. Hand-written like transformers' run_clm example
-    (`group_texts`), which is a script, not a library function."""
+    """Lines joined by an end token (</s>, <|endoftext|>, or bert's [SEP]) and cut into blocks of
+    `block` tokens, each bert block opening with [CLS]: no padding, and every position sees text
+    (RoBERTa's FULL-SENTENCES packing; GPT and T5 were trained so). Hand-written like transformers'
+    run_clm example (`group_texts`), which is a script, not a library function."""
+    end = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    start = [tokenizer.cls_token_id] if tokenizer.cls_token_id is not None else []
+    length = block - len(start)
+
     def encode(batch):
-        ids = [t + [tokenizer.eos_token_id] for t in tokenizer(batch["text"], add_special_tokens=False)["input_ids"]]
+        ids = [t + [end] for t in tokenizer(batch["text"], add_special_tokens=False)["input_ids"]]
         flat = [token for line in ids for token in line]
-        return {"input_ids": [flat[i:i + block] for i in range(0, len(flat) - block + 1, block)]}
+        return {"input_ids": [start + flat[i:i + length] for i in range(0, len(flat) - length + 1, length)]}
 
     return corpus.map(encode, batched=True, batch_size=2000, remove_columns=["text"])
 
 
-def masked_lm(p: PretrainParams, tokenizer, corpus: datasets.DatasetDict):
+def masked_lm(p: PretrainParams, tokenizer, dropout: float):
     m = p.model
     config = BertConfig(
         vocab_size=len(tokenizer), hidden_size=m.hidden_size, num_hidden_layers=m.num_layers,
         num_attention_heads=m.num_heads, intermediate_size=m.intermediate_size,
-        max_position_embeddings=m.max_length, hidden_dropout_prob=m.dropout,
-        attention_probs_dropout_prob=m.dropout, pad_token_id=tokenizer.pad_token_id,
+        max_position_embeddings=m.max_length, hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout, pad_token_id=tokenizer.pad_token_id, attn_implementation="sdpa",
     )
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=p.mlm_probability)
-    return BertForMaskedLM(config), tokenize_lines(corpus, tokenizer, m.max_length), collator
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=p.mlm_probability,
+                                               mask_replace_prob=p.mask_replace_prob,
+                                               random_replace_prob=(1 - p.mask_replace_prob) / 2)
+    return SparseBertForMaskedLM(config), collator
 
 
-def causal_lm(p: PretrainParams, tokenizer, corpus: datasets.DatasetDict):
+def causal_lm(p: PretrainParams, tokenizer, dropout: float):
     m = p.model
     config = GPT2Config(
         vocab_size=len(tokenizer), n_embd=m.hidden_size, n_layer=m.num_layers, n_head=m.num_heads,
-        n_inner=m.intermediate_size, n_positions=m.max_length, resid_pdrop=m.dropout, embd_pdrop=m.dropout,
-        attn_pdrop=m.dropout, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        n_inner=m.intermediate_size, n_positions=m.max_length, resid_pdrop=dropout, embd_pdrop=dropout,
+        attn_pdrop=dropout, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, attn_implementation="sdpa",
     )
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)  # labels = inputs; the model shifts
-    return GPT2LMHeadModel(config), pack_blocks(corpus, tokenizer, m.max_length), collator
+    return GPT2LMHeadModel(config), collator
 
 
-def span_corruption(p: PretrainParams, tokenizer, corpus: datasets.DatasetDict):
+def span_corruption(p: PretrainParams, tokenizer, dropout: float):
     m = p.model
     config = T5Config(
         vocab_size=len(tokenizer), d_model=m.hidden_size, d_kv=m.hidden_size // m.num_heads, d_ff=m.intermediate_size,
-        num_layers=m.num_layers, num_decoder_layers=m.num_layers, num_heads=m.num_heads, dropout_rate=m.dropout,
+        num_layers=m.num_layers, num_decoder_layers=m.num_layers, num_heads=m.num_heads, dropout_rate=dropout,
         feed_forward_proj="gated-gelu", pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id,  # tied embeddings: T5 then scales logits by d_model**-0.5
+        attn_implementation="sdpa",
     )
     collator = SpanCorruptionCollator(tokenizer, p.noise_density, p.mean_span_length)
-    return T5ForConditionalGeneration(config), pack_blocks(corpus, tokenizer, m.max_length), collator
+    return T5ForConditionalGeneration(config), collator
 
 
 OBJECTIVES = {"bert": masked_lm, "gpt": causal_lm, "t5": span_corruption}
-"""Model and objective of each family: (params, tokenizer, corpus) -> (model, tokenized corpus, collator)."""
+"""Model and objective of each family: (params, tokenizer, dropout) -> (model, collator)."""
+
+DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob",  # bert
+                  "resid_pdrop", "embd_pdrop", "attn_pdrop",  # gpt
+                  "dropout_rate")  # t5
+"""Config fields of the families' dropout: pretraining runs with pretrain.pretraining_dropout, and the
+saved model carries pretrain.model.dropout in them for fine-tuning."""
+
+
+def unigram_entropy(blocks: datasets.Dataset, special_ids: list[int]) -> float:
+    """Entropy (nats) of the corpus's token frequencies, special tokens left out: the loss of a model
+    that predicts each token without looking at its context."""
+    counts = torch.bincount(torch.tensor([t for ids in blocks["input_ids"] for t in ids]))
+    counts[[i for i in special_ids if i < len(counts)]] = 0
+    probs = counts[counts > 0] / counts.sum()
+    return float(-(probs * probs.log()).sum())
 
 
 @torch.no_grad()
-def held_out_perplexity(model, dataset, collator, batch_size: int, seed: int) -> dict[str, float]:
-    """Perplexity over the tokens the objective predicts (masked, next or hidden-span tokens), with
-    masks drawn from a fixed seed so runs compare exactly."""
+def held_out_scores(model, dataset, collator, batch_size: int, seed: int) -> dict[str, float]:
+    """Perplexity and accuracy over the tokens the objective predicts (masked, next or hidden-span
+    tokens), with masks drawn from a fixed seed so runs compare exactly."""
     model.eval()
-    shift = not (model.config.is_encoder_decoder or model.config.model_type == "bert")  # causal LM
     nll: list[float] = []
+    hits = 0
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator):
             batch = {k: v.to(model.device) for k, v in batch.items()}
-            labels = batch["labels"] if model.config.is_encoder_decoder else batch.pop("labels")
-            logits = model(**batch).logits
-            if shift:
-                logits, labels = logits[:, :-1], labels[:, 1:]
-            losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none", ignore_index=-100)
-            nll.extend(losses[labels.flatten() != -100].tolist())
-    return load_metric("perplexity").compute(nll=nll)
+            labels = batch["labels"]
+            if model.config.model_type == "bert":  # SparseBertForMaskedLM: a row per labelled position
+                logits, labels = model(**batch).logits, labels[labels != -100]
+            elif model.config.is_encoder_decoder:
+                logits = model(**batch).logits
+            else:  # causal LM: position t predicts token t + 1
+                batch.pop("labels")
+                logits, labels = model(**batch).logits[:, :-1], labels[:, 1:]
+            logits, labels = logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1)
+            keep = labels != -100
+            nll.extend(F.cross_entropy(logits[keep], labels[keep], reduction="none").tolist())
+            hits += int((logits[keep].argmax(-1) == labels[keep]).sum())
+    return load_metric("perplexity").compute(nll=nll) | {"token_accuracy": hits / max(len(nll), 1)}
 
 
 def _resume_point(p: PretrainParams) -> bool:
     """Resume only from checkpoints written with the same params and inputs; otherwise start clean."""
     stamp = hashlib.sha256(json.dumps(p.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-    stamp += fingerprint([CORPUS, TOKENIZER, Path(__file__), Path(span_corruption_module.__file__)])  # + objective code
+    objective_code = [Path(__file__), Path(span_corruption_module.__file__), Path(sparse_mlm_module.__file__)]
+    stamp += fingerprint([CORPUS, TOKENIZER, *objective_code])
     stamp_file = CHECKPOINTS / "params.sha256"
     if stamp_file.is_file() and stamp_file.read_text() == stamp and get_last_checkpoint(str(CHECKPOINTS)):
         return True
@@ -154,32 +183,46 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         corpus = load_prepared(CORPUS)
         if p.max_eval_lines and len(corpus["validation"]) > p.max_eval_lines:
             corpus["validation"] = corpus["validation"].select(range(p.max_eval_lines))
-        model, data, collator = OBJECTIVES[p.family](p, tokenizer, corpus)
+        model, collator = OBJECTIVES[p.family](p, tokenizer, p.pretraining_dropout)
+        data = pack_blocks(corpus, tokenizer, p.model.max_length)
         if not len(data["train"]) or not len(data["validation"]):
             raise ValueError(f"the corpus gives no {p.model.max_length}-token block for pretraining: "
                              "use more corpus lines or a smaller pretrain.model.max_length")
         resume = _resume_point(p)
+        bf16 = use_bf16(p.precision)
+        # prediction_loss_only: evaluation needs the loss alone, not every position's logits kept
+        # (Trainer takes bf16 on a CPU only when told it trains on one: use_cpu.)
+        args = training_arguments(p, str(CHECKPOINTS), bf16=bf16, use_cpu=not torch.cuda.is_available(),
+                                  prediction_loss_only=True)
         trainer = Trainer(
-            model=model, args=training_arguments(p, str(CHECKPOINTS)), data_collator=collator,
+            model=model, args=args, data_collator=collator,
             train_dataset=data["train"], eval_dataset=data["validation"],
             callbacks=[MlflowMetrics(perplexity=True)],
         )
         started = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=resume or None)
         seconds = time.perf_counter() - started
-        scores = held_out_perplexity(trainer.model, data["validation"], collator, p.batch_size * 2, p.seed)
+        scores = held_out_scores(trainer.model, data["validation"], collator, p.batch_size * 2, p.seed)
+        for field in DROPOUT_FIELDS:  # fine-tuning gets its dropout back
+            if hasattr(trainer.model.config, field):
+                setattr(trainer.model.config, field, p.model.dropout)
         with atomic_dir(OUT) as tmp:
             trainer.model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
+        tokens = len(data["train"]) * p.model.max_length
         summary = {
-            "perplexity": scores["perplexity"], "train_loss": result.training_loss,
+            "perplexity": scores["perplexity"], "loss": scores["mean_nll"],
+            "unigram_entropy": unigram_entropy(data["train"], tokenizer.all_special_ids),
+            "token_accuracy": scores["token_accuracy"], "train_loss": result.training_loss,
             "steps": result.global_step, "parameters": count_parameters(trainer.model)[1],
-            "train_seconds": seconds, "resumed": resume,
+            "train_seconds": seconds, "tokens_per_second": result.global_step * p.batch_size * p.model.max_length / seconds,
+            "corpus_tokens": tokens, "bf16": bf16, "resumed": resume,
         }
         write_json(STAGE.metrics[0], summary)
         curve = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]
         write_json(STAGE.plots[0], curve)
-        mlflow.log_metrics({"perplexity": scores["perplexity"], "train_seconds": seconds})
+        mlflow.log_metrics({k: summary[k] for k in ("perplexity", "loss", "unigram_entropy", "token_accuracy",
+                                                     "train_seconds", "tokens_per_second")})
     return summary
 
 

@@ -58,6 +58,10 @@ class PrepareParams(Section):
     """Keep at most this many non-empty corpus lines for pretraining; null keeps them all."""
     min_corpus_chars: int = Field(20, ge=0)
     """Corpus lines shorter than this (headings, blank lines) are dropped."""
+    task_text_in_corpus: int = Field(0, ge=0, strict=True)
+    """Task-adaptive pretraining (TAPT, Gururangan et al. 2020): the task's train texts, never its
+    validation or test texts, are added this many times to the pretraining corpus (and so to the
+    tokenizer's training text); the data card records the mix. 0 pretrains on the corpus alone."""
     seed: int = 42
     """Seed of the validation split and of every subsample."""
 
@@ -101,7 +105,8 @@ class ModelParams(Section):
     """Longest sequence the model sees: position embeddings (bert, gpt), training length (t5). For gpt,
     few-shot prompts must fit it, so it is larger there."""
     dropout: float = Field(0.1, ge=0, lt=1)
-    """Dropout on hidden states and attention probabilities."""
+    """Dropout on hidden states and attention probabilities while fine-tuning (pretraining uses
+    pretrain.pretraining_dropout)."""
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelParams:
@@ -144,6 +149,18 @@ class PretrainParams(TrainingParams):
     and the decoder each get `num_layers` layers."""
     mlm_probability: float = Field(0.15, gt=0, lt=1)
     """bert: fraction of tokens selected for masked-LM prediction."""
+    mask_replace_prob: float = Field(0.8, ge=0, le=1)
+    """bert: of the selected tokens, the fraction replaced by [MASK]; the rest are split evenly between
+    a random token and the token itself (BERT's 80/10/10 at 0.8; 1.0 masks them all, as Wettig et
+    al. 2022 found works as well)."""
+    pretraining_dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout while pretraining. 0 as in Cramming (Geiping & Goldstein 2023): a model that sees its
+    data about once has nothing to regularise, and dropout slows learning. The saved model carries
+    model.dropout, which fine-tuning then uses."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Arithmetic of pretraining: `bf16` autocast, `fp32`, or `auto`: bf16 on a GPU that has it, or on a
+    CPU where a short matmul probe shows bf16 faster than fp32 (machines differ: some CPUs have bf16
+    units, on others bf16 is emulated and slower)."""
     noise_density: float = Field(0.15, gt=0, lt=1)
     """t5: fraction of tokens hidden by span corruption."""
     mean_span_length: float = Field(3.0, ge=1)

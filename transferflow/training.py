@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import resource
-import sys
+import threading
 from typing import Callable
 
 import mlflow
+import psutil
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
@@ -85,12 +85,44 @@ def optimizer_state_mb(optimizer: torch.optim.Optimizer | None) -> float:
     return total / 2**20
 
 
-def peak_memory_mb() -> float:
-    """Peak memory of training: the CUDA allocator's peak on GPU, else the process's peak RSS."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+class PeakMemory:
+    """The most this process's memory rose above its level when the block began, in MiB: one
+    strategy's own peak, whatever ran before it in the same process.
+
+        with PeakMemory() as memory:
+            trainer.train()
+        memory.mb
+
+    On GPU, the CUDA allocator's peak (reset at the start). On CPU, resident memory sampled every
+    10 ms by a thread: `ru_maxrss` is the process's peak since it started and is never reset, so
+    every strategy of one flow run reported the same figure. Hand-written: Trainer's memory tracker
+    measures only its own train/evaluate calls, and the scikit-learn strategies have no Trainer.
+    """
+
+    def __enter__(self) -> PeakMemory:
+        self.mb = 0.0
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+            self._start = torch.cuda.memory_allocated()
+            return self
+        self._process, self._done = psutil.Process(), threading.Event()
+        self._start = self._peak = self._process.memory_info().rss
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.01):
+            self._peak = max(self._peak, self._process.memory_info().rss)
+
+    def __exit__(self, *exc) -> None:
+        if torch.cuda.is_available():
+            self.mb = (torch.cuda.max_memory_allocated() - self._start) / 2**20
+            return
+        self._done.set()
+        self._sampler.join()
+        self._peak = max(self._peak, self._process.memory_info().rss)
+        self.mb = (self._peak - self._start) / 2**20
 
 
 def validation_summary(metrics: dict[str, float]) -> dict[str, float]:
