@@ -69,7 +69,8 @@ def pack_blocks(corpus: datasets.DatasetDict, tokenizer, block: int) -> datasets
     length = block - len(start)
 
     def encode(batch):
-        ids = [t + [end] for t in tokenizer(batch["text"], add_special_tokens=False)["input_ids"]]
+        # Whole lines, longer than the model takes: verbose=False drops the warning, the blocks fit.
+        ids = [t + [end] for t in tokenizer(batch["text"], add_special_tokens=False, verbose=False)["input_ids"]]
         flat = [token for line in ids for token in line]
         return {"input_ids": [start + flat[i:i + length] for i in range(0, len(flat) - length + 1, length)]}
 
