@@ -36,7 +36,6 @@ def test_precision_as_asked_and_auto_decides():
 
 
 def test_pretrain_stage_packs_blocks_drops_dropout_and_reports_context(in_pretrained):
-    from datasets import load_from_disk  # noqa: F401  (load_prepared below reads the corpus)
     from transformers import AutoTokenizer
 
     from tasks.pretrain import pack_blocks
