@@ -100,11 +100,11 @@ def main() -> None:
     user_model = BertForMaskedLM(BertConfig(**{**stage_model.config.to_dict(), "hidden_dropout_prob": 0.1,
                                                "attention_probs_dropout_prob": 0.1}))
     user_collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
-    user_s = run(user_model, user_collator, blocks, training_arguments(p, "/tmp/bench-a", **common, use_cpu=True))
+    user_s = run(user_model, user_collator, blocks, training_arguments(p, "/tmp/bench-a", **common))
     # (b) transferflow's stage
     bf16 = use_bf16(p.precision)
     stage_s = run(stage_model, stage_collator, blocks,
-                  training_arguments(p, "/tmp/bench-b", **common, bf16=bf16, use_cpu=not torch.cuda.is_available()))
+                  training_arguments(p, "/tmp/bench-b", **common, bf16=bf16))
 
     peaks = {False: matmul_peak_tflops(False)} | ({True: matmul_peak_tflops(True)} if bf16 else {})
     print(f"model H{opts.hidden} x L{opts.layers}, batch {batch} x {length} tokens, vocabulary {len(tokenizer)}, "

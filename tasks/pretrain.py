@@ -192,9 +192,7 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         resume = _resume_point(p)
         bf16 = use_bf16(p.precision)
         # prediction_loss_only: evaluation needs the loss alone, not every position's logits kept
-        # (Trainer takes bf16 on a CPU only when told it trains on one: use_cpu.)
-        args = training_arguments(p, str(CHECKPOINTS), bf16=bf16, use_cpu=not torch.cuda.is_available(),
-                                  prediction_loss_only=True)
+        args = training_arguments(p, str(CHECKPOINTS), bf16=bf16, prediction_loss_only=True)
         trainer = Trainer(
             model=model, args=args, data_collator=collator,
             train_dataset=data["train"], eval_dataset=data["validation"],

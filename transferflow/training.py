@@ -37,7 +37,10 @@ def training_arguments(p: TrainingParams, output_dir: str, **overrides) -> Train
         dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=False,
     )
-    return TrainingArguments(**(args | overrides))
+    args |= overrides
+    if args.get("bf16") and not torch.cuda.is_available():
+        args["use_cpu"] = True  # Trainer takes bf16 without a GPU only when told it trains on the CPU
+    return TrainingArguments(**args)
 
 
 class MlflowMetrics(TrainerCallback):
