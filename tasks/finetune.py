@@ -56,11 +56,15 @@ def encode_task(task: datasets.DatasetDict, tokenizer, max_length: int) -> datas
     return task.map(encode, batched=True, remove_columns=["text"]).rename_column("label", "labels")
 
 
-def build_classifier(init: str, label_names: list[str], seed: int, auto_class=AutoModelForSequenceClassification):
+def build_classifier(init: str, label_names: list[str], seed: int, auto_class=AutoModelForSequenceClassification,
+                     pooling: str | None = None):
     """The pretrained encoder with a new head, or the same architecture from random weights; `auto_class`
-    picks the head (AutoModelForTokenClassification: one label per word piece, for ner)."""
+    picks the head (AutoModelForTokenClassification: one label per word piece, for ner). `pooling`
+    (finetune.pooling) sets ModernBERT's classifier_pooling, which the saved config carries to serving."""
     labels = dict(num_labels=len(label_names), id2label=dict(enumerate(label_names)),
                   label2id={n: i for i, n in enumerate(label_names)})
+    if pooling:  # params validation allows it for modernbert only
+        labels["classifier_pooling"] = pooling
     set_seed(seed)
     if init == "pretrained":
         return auto_class.from_pretrained(PRETRAINED, **labels)
@@ -116,7 +120,7 @@ def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path,
         label_names = task["train"].features["label"].names
         data, collator = encode_task(task, tokenizer, p.max_length), DataCollatorWithPadding(tokenizer)
         auto_class, compute_metrics = AutoModelForSequenceClassification, _compute_metrics
-    model = strategy.adapt(build_classifier(strategy.init, label_names, p.seed, auto_class), options)
+    model = strategy.adapt(build_classifier(strategy.init, label_names, p.seed, auto_class, p.pooling), options)
     trainable, total = count_parameters(model)
     learning_rate = options.learning_rate or p.learning_rate
     args = training_arguments(

@@ -3,7 +3,7 @@
     python -m tasks.pretrain [--params params.yaml]
 
 bert: an encoder trained with masked LM, its decoder run on the masked positions only
-(transferflow/masked_lm.py); gpt: a decoder trained with causal LM; t5: an encoder-decoder trained
+(transferflow/masked_lm.py); modernbert: the same objective on ModernBERT, sparse natively; gpt: a decoder trained with causal LM; t5: an encoder-decoder trained
 with span corruption (transferflow/span_corruption.py). Every family trains on packed blocks of text
 (no padding), without dropout (the saved model carries pretrain.model.dropout for fine-tuning), with
 SDPA attention, and in bf16 where this machine runs it faster (transferflow/precision.py). All three
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from transformers import (AutoTokenizer, BertConfig, DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel,
-                          T5Config, T5ForConditionalGeneration, Trainer, set_seed)
+                          ModernBertConfig, ModernBertForMaskedLM, T5Config, T5ForConditionalGeneration, Trainer, set_seed)
 from transformers.trainer_utils import get_last_checkpoint
 
 from transferflow.config import Params, PretrainParams
@@ -85,10 +85,32 @@ def masked_lm(p: PretrainParams, tokenizer, dropout: float):
         max_position_embeddings=m.max_length, hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout, pad_token_id=tokenizer.pad_token_id, attn_implementation="sdpa",
     )
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=p.mlm_probability,
-                                               mask_replace_prob=p.mask_replace_prob,
-                                               random_replace_prob=(1 - p.mask_replace_prob) / 2)
-    return SparseBertForMaskedLM(config), collator
+    return SparseBertForMaskedLM(config), _mlm_collator(p, tokenizer)
+
+
+def modern_masked_lm(p: PretrainParams, tokenizer, dropout: float):
+    """ModernBERT (Warner et al. 2024): pre-norm, GeGLU, rotary positions, no biases; its native
+    sparse_prediction decodes the masked positions only. Global attention in every layer: the
+    blocks are shorter than its local window anyway. The saved config pools by mean for fine-tuning
+    (finetune.pooling can change it)."""
+    m = p.model
+    specials = dict(pad_token_id=tokenizer.pad_token_id, cls_token_id=tokenizer.cls_token_id,
+                    sep_token_id=tokenizer.sep_token_id, bos_token_id=tokenizer.cls_token_id,
+                    eos_token_id=tokenizer.sep_token_id)
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer), hidden_size=m.hidden_size, num_hidden_layers=m.num_layers,
+        num_attention_heads=m.num_heads, intermediate_size=m.intermediate_size,
+        max_position_embeddings=m.max_length, embedding_dropout=dropout, mlp_dropout=dropout,
+        attention_dropout=dropout, global_attn_every_n_layers=1, sparse_prediction=True,
+        classifier_pooling="mean", attn_implementation="sdpa", **specials,
+    )
+    return ModernBertForMaskedLM(config), _mlm_collator(p, tokenizer)
+
+
+def _mlm_collator(p: PretrainParams, tokenizer) -> DataCollatorForLanguageModeling:
+    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=p.mlm_probability,
+                                           mask_replace_prob=p.mask_replace_prob,
+                                           random_replace_prob=(1 - p.mask_replace_prob) / 2)
 
 
 def causal_lm(p: PretrainParams, tokenizer, dropout: float):
@@ -116,10 +138,11 @@ def span_corruption(p: PretrainParams, tokenizer, dropout: float):
     return T5ForConditionalGeneration(config), collator
 
 
-OBJECTIVES = {"bert": masked_lm, "gpt": causal_lm, "t5": span_corruption}
+OBJECTIVES = {"bert": masked_lm, "modernbert": modern_masked_lm, "gpt": causal_lm, "t5": span_corruption}
 """Model and objective of each family: (params, tokenizer, dropout) -> (model, collator)."""
 
 DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob",  # bert
+                  "embedding_dropout", "mlp_dropout", "attention_dropout",  # modernbert
                   "resid_pdrop", "embd_pdrop", "attn_pdrop",  # gpt
                   "dropout_rate")  # t5
 """Config fields of the families' dropout: pretraining runs with pretrain.pretraining_dropout, and the
@@ -147,7 +170,7 @@ def held_out_scores(model, dataset, collator, batch_size: int, seed: int) -> dic
         for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator):
             batch = {k: v.to(model.device) for k, v in batch.items()}
             labels = batch["labels"]
-            if model.config.model_type == "bert":  # SparseBertForMaskedLM: a row per labelled position
+            if model.config.model_type in ("bert", "modernbert"):  # sparse decoders: a row per labelled position
                 logits, labels = model(**batch).logits, labels[labels != -100]
             elif model.config.is_encoder_decoder:
                 logits = model(**batch).logits

@@ -3,7 +3,7 @@
     python -m tasks.tokenizer [--params params.yaml]
 
 Each family gets the tokenizer it was designed with, trained with `tokenizers`:
-bert WordPiece (BERT's normaliser and pre-tokeniser), gpt byte-level BPE (GPT-2: every byte string is
+bert WordPiece (BERT's normaliser and pre-tokeniser; modernbert the same without segment ids), gpt byte-level BPE (GPT-2: every byte string is
 encodable, no unknown token), t5 Unigram with `<extra_id_N>` sentinels (T5's SentencePiece scheme).
 Saved as a `PreTrainedTokenizerFast` folder that `AutoTokenizer.from_pretrained` loads.
 """
@@ -34,7 +34,9 @@ STAGE = StageSpec(
 )
 
 
-def wordpiece(texts, p: TokenizerParams, model_max_length: int = 512) -> PreTrainedTokenizerFast:
+def wordpiece(texts, p: TokenizerParams, model_max_length: int = 512,
+              model_input_names: tuple[str, ...] = ("input_ids", "token_type_ids", "attention_mask")
+              ) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=p.lowercase)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -53,7 +55,14 @@ def wordpiece(texts, p: TokenizerParams, model_max_length: int = 512) -> PreTrai
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
         sep_token="[SEP]", mask_token="[MASK]", model_max_length=model_max_length,
+        model_input_names=list(model_input_names),
     )
+
+
+def wordpiece_without_segments(texts, p: TokenizerParams, model_max_length: int = 512) -> PreTrainedTokenizerFast:
+    """bert's WordPiece without token_type_ids: ModernBERT has no segment embeddings, and its forward
+    refuses the argument."""
+    return wordpiece(texts, p, model_max_length, model_input_names=("input_ids", "attention_mask"))
 
 
 def byte_level_bpe(texts, p: TokenizerParams, model_max_length: int = 512) -> PreTrainedTokenizerFast:
@@ -86,7 +95,7 @@ def unigram_with_sentinels(texts, p: TokenizerParams, model_max_length: int = 51
                                    additional_special_tokens=T5_SENTINELS, model_max_length=model_max_length)
 
 
-TRAINERS = {"bert": wordpiece, "gpt": byte_level_bpe, "t5": unigram_with_sentinels}
+TRAINERS = {"bert": wordpiece, "modernbert": wordpiece_without_segments, "gpt": byte_level_bpe, "t5": unigram_with_sentinels}
 """Tokenizer of each model family (pretrain.family)."""
 
 

@@ -174,7 +174,7 @@ def test_a_strategy_of_another_family_is_refused(tmp_path):
     params = yaml.safe_load((REPO / "params.smoke.yaml").read_text())
     params["pretrain"]["family"] = "gpt"  # finetune.strategies are bert strategies
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    with pytest.raises(ParamsError, match="'scratch' applies to families \\['bert'\\]"):
+    with pytest.raises(ParamsError, match="'scratch' applies to families \\['bert', 'modernbert'\\]"):
         load_params(tmp_path / "params.yaml")
     params["finetune"]["strategies"], params["data_efficiency"]["strategies"] = ["prompt"], ["prompt"]
     params["finetune"]["prompt"] = {"label_words": ["bad", "ok", "good"]}
@@ -183,7 +183,25 @@ def test_a_strategy_of_another_family_is_refused(tmp_path):
         load_params(tmp_path / "params.yaml")
 
 
+def test_modernbert_refuses_what_only_bert_has(tmp_path):
+    params = yaml.safe_load((REPO / "params.smoke.yaml").read_text())
+    params["pretrain"]["family"] = "modernbert"
+    params["finetune"]["strategies"] = ["full", "prefix"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match="'prefix' applies to families \\['bert'\\]"):
+        load_params(tmp_path / "params.yaml")
+    params["pretrain"]["family"], params["finetune"]["strategies"] = "bert", ["full"]
+    params["finetune"]["pooling"] = "mean"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match="finetune.pooling: mean needs pretrain.family modernbert"):
+        load_params(tmp_path / "params.yaml")
+
+
 # --- each family end to end ------------------------------------------------------------------------
+
+MODERNBERT = dict(pretrain={"family": "modernbert"}, register={"model_name": "family-modernbert"},
+                  finetune={"strategies": ["full", "head", "lora", "ia3"], "max_steps": 20, "eval_steps": 10},
+                  data_efficiency={"strategies": ["full"]})
 
 GPT = dict(pretrain={"family": "gpt"}, register={"model_name": "family-gpt"},
            finetune={"strategies": ["prompt", "sft_full", "sft_lora"], "max_steps": 20, "eval_steps": 10,
@@ -216,6 +234,26 @@ def test_gpt_family_end_to_end_through_the_flow(workspace, monkeypatch, tmp_path
     champion = client.get_model_version_by_alias("family-gpt", "champion")
     assert champion.tags["strategy"] == json.loads(Path("metrics/evaluate.json").read_text())["best_by_validation"]
     labels = predict_in_fresh_process("models:/family-gpt@champion", ["a gripping , funny film", "dull"])
+    assert len(labels) == 2 and set(labels) <= {"negative", "positive"}
+
+
+def test_modernbert_family_end_to_end_through_the_flow(workspace, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'modernbert.db'}")
+    set_params(workspace / "params.yaml", **MODERNBERT)
+    from flows.pipeline import pipeline
+
+    pipeline(params_file="params.yaml")
+    pretrained = json.loads(Path("artifacts/pretrain/config.json").read_text())
+    assert pretrained["architectures"] == ["ModernBertForMaskedLM"] and pretrained["sparse_prediction"]
+    assert pretrained["mlp_dropout"] == 0.1  # pretrained without dropout; fine-tuning gets it back
+    tokenizer = json.loads(Path("artifacts/tokenizer/tokenizer_config.json").read_text())
+    assert "token_type_ids" not in tokenizer["model_input_names"]  # ModernBERT has no segments
+    head = json.loads(Path("artifacts/finetune/head/model/config.json").read_text())
+    assert head["architectures"] == ["ModernBertForSequenceClassification"] and head["classifier_pooling"] == "mean"
+    board = {r["strategy"]: r for r in json.loads(Path("artifacts/evaluate/leaderboard.json").read_text())}
+    assert set(board) == {"full", "head", "lora", "ia3"}
+    assert board["ia3"]["trainable_pct"] < board["lora"]["trainable_pct"] < board["full"]["trainable_pct"] == 100
+    labels = predict_in_fresh_process("models:/family-modernbert@champion", ["a gripping , funny film", "dull"])
     assert len(labels) == 2 and set(labels) <= {"negative", "positive"}
 
 

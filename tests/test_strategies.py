@@ -2,7 +2,8 @@
 
     pytest tests/test_strategies.py
 
-On a tiny BERT classifier (2 layers, width 16): it trains exactly the parameters it promises and
+On a tiny BERT classifier and a tiny ModernBERT one (2 layers, width 16), for each family the strategy
+applies to: it trains exactly the parameters it promises and
 leaves the others bit-for-bit unchanged, it can overfit one batch, and it saves and loads (through
 transferflow.models) to the same predictions. Then, on the smoke workspace, it runs through the
 finetune stage, logs a tagged MLflow run, serves through the pyfunc, and the leaderboard takes it.
@@ -19,15 +20,17 @@ import datasets
 import mlflow
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast, Trainer, TrainingArguments
+from transformers import (BertConfig, BertForSequenceClassification, BertTokenizerFast, ModernBertConfig,
+                          ModernBertForSequenceClassification, Trainer, TrainingArguments)
 
 from tasks.strategies import STRATEGIES, get_strategy
 from transferflow.models import load_classifier, save_classifier
 
 
 def _peft_head(name: str) -> bool:
-    """peft's trained copies of the new head (pooler + classifier), kept beside the frozen originals."""
-    return "modules_to_save" in name and ("pooler" in name or "classifier" in name)
+    """peft's trained copies of the new head (BERT's pooler or ModernBERT's head, and the classifier),
+    kept beside the frozen originals."""
+    return "modules_to_save" in name and ("pooler" in name or "classifier" in name or ".head." in name)
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,9 @@ ROWS: dict[str, Row] = {
     "scratch": Row(lambda n: True),
     "full": Row(lambda n: True),
     "lora": Row(lambda n: "lora_" in n or _peft_head(n)),
-    "head": Row(lambda n: n.startswith(("bert.pooler.", "classifier."))),
-    "freeze": Row(lambda n: "embeddings" not in n and ".layer.0." not in n, tiny={"layers": 1}),
+    "head": Row(lambda n: n.startswith(("bert.pooler.", "head.", "classifier."))),
+    "freeze": Row(lambda n: "embeddings" not in n and not any(f".{x}.0." in n for x in ("layer", "layers")),
+                  tiny={"layers": 1}),
     "layerwise_lr": Row(lambda n: True),
     "prefix": Row(lambda n: n.startswith("prompt_encoder.") or _peft_head(n), tiny={"num_virtual_tokens": 4}),
     "ia3": Row(lambda n: "ia3_l" in n or _peft_head(n)),
@@ -60,6 +64,9 @@ ROWS: dict[str, Row] = {
     "text_to_text": Row(None),
 }
 NEURAL = [name for name, row in ROWS.items() if row.trains is not None]
+FAMILIES = ("bert", "modernbert")
+NEURAL_BY_FAMILY = [pytest.param(name, family, id=f"{name}-{family}") for family in FAMILIES for name in NEURAL
+                    if family in STRATEGIES[name].families]
 
 
 def test_every_registered_strategy_has_a_row():
@@ -75,21 +82,27 @@ def test_unknown_strategy_lists_the_registered_ones():
 
 # --- the tiny model --------------------------------------------------------------------------------
 
-def tiny_model(seed: int = 0) -> BertForSequenceClassification:
+def tiny_model(family: str = "bert", seed: int = 0):
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0, num_labels=2,
-                        initializer_range=0.2)  # 10x BERT's: features big enough for a frozen encoder to fit fast
+    size = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                max_position_embeddings=32, num_labels=2,
+                initializer_range=0.2)  # 10x BERT's: features big enough for a frozen encoder to fit fast
+    if family == "modernbert":  # the tiny tokenizer's ids; mean pooling, as tasks/pretrain.py saves it
+        config = ModernBertConfig(**size, pad_token_id=0, cls_token_id=2, sep_token_id=3, bos_token_id=2,
+                                  eos_token_id=3, global_attn_every_n_layers=1, classifier_pooling="mean")
+        return ModernBertForSequenceClassification(config)
+    config = BertConfig(**size, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     return BertForSequenceClassification(config)
 
 
-def tiny_tokenizer(folder) -> BertTokenizerFast:
-    """A WordPiece tokenizer over the tiny model's 50 ids: BERT's specials, then words w0 .. w44."""
+def tiny_tokenizer(folder, segments: bool = True) -> BertTokenizerFast:
+    """A WordPiece tokenizer over the tiny model's 50 ids: BERT's specials, then words w0 .. w44;
+    without segment ids for ModernBERT, as tasks/tokenizer.py trains it."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] +
                                                 [f"w{i}" for i in range(45)]))
-    return BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    names = ["input_ids", "token_type_ids", "attention_mask"] if segments else ["input_ids", "attention_mask"]
+    return BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), model_input_names=names)
 
 
 def tiny_texts(size: int = 8, length: int = 6) -> list[str]:
@@ -108,10 +121,10 @@ def one_batch(tokenizer=None, texts: list[str] | None = None) -> dict[str, torch
     return batch | {"labels": torch.arange(len(batch["input_ids"])) % 2}
 
 
-def adapted(name: str):
+def adapted(name: str, family: str = "bert"):
     strategy = get_strategy(name)
     options = strategy.Options.model_validate(ROWS[name].tiny)
-    return strategy, options, strategy.adapt(tiny_model(), options)
+    return strategy, options, strategy.adapt(tiny_model(family), options)
 
 
 def train(strategy, options, model, batch, tmp_path, steps: int, lr: float = 1e-2) -> None:
@@ -133,9 +146,9 @@ def evaluate(model, batch) -> tuple[float, torch.Tensor]:
     return out.loss.item(), out.logits
 
 
-@pytest.mark.parametrize("name", NEURAL)
-def test_trains_what_it_promises_and_overfits_one_batch(name, tmp_path):
-    strategy, options, model = adapted(name)
+@pytest.mark.parametrize("name, family", NEURAL_BY_FAMILY)
+def test_trains_what_it_promises_and_overfits_one_batch(name, family, tmp_path):
+    strategy, options, model = adapted(name, family)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     promised = {n for n, _ in model.named_parameters() if ROWS[name].trains(n)}
     assert trainable == promised
@@ -151,10 +164,10 @@ def test_trains_what_it_promises_and_overfits_one_batch(name, tmp_path):
     assert loss_after < 0.7 * loss_before, (loss_before, loss_after)
 
 
-@pytest.mark.parametrize("name", NEURAL)
-def test_save_then_load_predicts_the_same(name, tmp_path):
-    strategy, options, model = adapted(name)
-    tokenizer, texts = tiny_tokenizer(tmp_path / "tokenizer"), tiny_texts()
+@pytest.mark.parametrize("name, family", NEURAL_BY_FAMILY)
+def test_save_then_load_predicts_the_same(name, family, tmp_path):
+    strategy, options, model = adapted(name, family)
+    tokenizer, texts = tiny_tokenizer(tmp_path / "tokenizer", segments=family == "bert"), tiny_texts()
     batch = one_batch(tokenizer, texts)
     train(strategy, options, model, batch, tmp_path, steps=3)
     _, expected = evaluate(model, batch)

@@ -136,21 +136,23 @@ class TrainingParams(Section):
     """Seed of initialisation, masking and data order."""
 
 
-Family = Literal["bert", "gpt", "t5"]
+Family = Literal["bert", "modernbert", "gpt", "t5"]
 
 
 class PretrainParams(TrainingParams):
     family: Family = "bert"
     """Model family, each with its own tokenizer and pretraining objective: `bert` (WordPiece, masked LM,
-    encoder), `gpt` (byte-level BPE, causal LM, decoder), `t5` (unigram with sentinels, span corruption,
+    post-LN BERT encoder), `modernbert` (WordPiece, masked LM, ModernBERT: pre-norm, gated feed-forward,
+    rotary positions, no biases; it learns faster per step than bert here, but prefix and multitask
+    need bert), `gpt` (byte-level BPE, causal LM, decoder), `t5` (unigram with sentinels, span corruption,
     encoder-decoder). Fine-tuning strategies declare the families they apply to."""
     model: ModelParams = Field(default_factory=ModelParams)
     """Architecture of the model built from scratch (no hub weights exist offline); for t5, the encoder
     and the decoder each get `num_layers` layers."""
     mlm_probability: float = Field(0.15, gt=0, lt=1)
-    """bert: fraction of tokens selected for masked-LM prediction."""
+    """bert, modernbert: fraction of tokens selected for masked-LM prediction."""
     mask_replace_prob: float = Field(0.8, ge=0, le=1)
-    """bert: of the selected tokens, the fraction replaced by [MASK]; the rest are split evenly between
+    """bert, modernbert: of the selected tokens, the fraction replaced by [MASK]; the rest are split evenly between
     a random token and the token itself (BERT's 80/10/10 at 0.8; 1.0 masks them all, as Wettig et
     al. 2022 found works as well)."""
     pretraining_dropout: float = Field(0.0, ge=0, lt=1)
@@ -197,6 +199,12 @@ class FinetuneParams(TrainingParams):
     """Fine-tuning strategies to run and compare; each is a file under tasks/strategies/."""
     max_length: int = Field(64, ge=8)
     """Task inputs are truncated to this many tokens."""
+    pooling: Literal["cls", "mean"] | None = None
+    """How a sequence classifier pools the encoder's states for its head: `cls` (the first token's)
+    or `mean` (over the tokens). modernbert takes either (its config's classifier_pooling) and
+    defaults to mean: masked-LM pretraining never trains the [CLS] state, so a frozen encoder's
+    [CLS] says little. bert has [CLS] only (BertForSequenceClassification's pooler); null: the
+    family's default."""
     early_stopping_patience: int = Field(3, ge=1)
     """Stop after this many evaluations without a better validation score."""
     metric: Literal["accuracy", "f1"] = "accuracy"
@@ -318,7 +326,10 @@ class Params(Section):
                                  + f" exceeds the {positions} positions of the pretrained {family} model "
                                  "(pretrain.model.max_length)")
         words, names = self.finetune.prompt.label_words, self.prepare.label_names
-        if family != "bert" and task_type == "classification" and len(words) != len(names):
+        if self.finetune.pooling == "mean" and family == "bert":
+            raise ValueError("finetune.pooling: mean needs pretrain.family modernbert (BERT's sequence "
+                             "classifier pools [CLS] only)")
+        if family in ("gpt", "t5") and task_type == "classification" and len(words) != len(names):
             raise ValueError(f"finetune.prompt.label_words {words} must give one word per label of "
                              f"prepare.label_names {names}")
         for key, names in (("finetune.strategies", self.finetune.strategies),

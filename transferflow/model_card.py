@@ -28,7 +28,7 @@ MAX_DESCRIPTION = 5000
 """MLflow's SQL stores keep at most this many characters of a version description."""
 
 
-OBJECTIVES = {"bert": "masked-LM", "gpt": "causal-LM", "t5": "span-corruption"}
+OBJECTIVES = {"bert": "masked-LM", "modernbert": "masked-LM", "gpt": "causal-LM", "t5": "span-corruption"}
 """Pretraining objective of each model family, as the card names it."""
 
 def collect(params: Params, strategy: str, model_uri: str, lineage: dict[str, str]) -> dict:

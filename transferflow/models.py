@@ -25,6 +25,7 @@ refuses any type beyond scikit-learn's defaults and TRUSTED.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -38,16 +39,58 @@ TRUSTED = ["sklearn.tree._tree.Tree"]
 """Types skops does not trust by default that our classifiers need (the random forest's trees)."""
 
 
-def classifier_parts(model) -> tuple:
-    """(embeddings, encoder layers bottom to top, head modules) of a BERT-style sequence or token classifier.
+@dataclass(frozen=True)
+class EncoderLayout:
+    """Module names of one encoder architecture (config.model_type), for the adapters that pick
+    modules by name (lora, ia3). peft has no default targets for ModernBERT."""
 
-    The head is what fine-tuning adds or re-initialises on top of the encoder: the pooler (when the
-    model has one; token classifiers have none) and the classifier. Used by the strategies that freeze
-    or re-rate parts (head, freeze, layerwise_lr).
+    attention: tuple[str, ...]
+    """Attention projections that get LoRA adapters."""
+    ia3_targets: str
+    """Regex (full match) of the linear layers (IA)^3 rescales."""
+    ia3_feedforward: str
+    """Regex of the targets whose input is scaled: the feed-forward down-projection."""
+    head_linear: tuple[str, ...]
+    """Linear layers between the encoder and the classifier, trained beside it by the adapters."""
+
+
+ENCODER_LAYOUTS = {
+    # BERT's `output.dense` names both the attention output and the feed-forward down-projection;
+    # (IA)^3 scales the second only (its input is the activation), hence the layer-anchored regex.
+    "bert": EncoderLayout(attention=("query", "value"), ia3_targets=r".*\.(key|value)|.*\.layer\.\d+\.output\.dense",
+                          ia3_feedforward=r".*\.layer\.\d+\.output\.dense",
+                          head_linear=("pooler.dense",)),
+    # ModernBERT fuses q, k and v in one `Wqkv`: (IA)^3 rescales the three together.
+    "modernbert": EncoderLayout(attention=("Wqkv",), ia3_targets=r".*\.attn\.Wqkv|.*\.mlp\.Wo",
+                                ia3_feedforward=r".*\.mlp\.Wo",
+                                head_linear=("head.dense",)),
+}
+
+
+def encoder_layout(model) -> EncoderLayout:
+    model_type = model.config.model_type
+    if model_type not in ENCODER_LAYOUTS:
+        raise ValueError(f"no module layout for {model_type!r} encoders: known {sorted(ENCODER_LAYOUTS)}")
+    return ENCODER_LAYOUTS[model_type]
+
+
+def classifier_parts(model) -> tuple:
+    """(embeddings, encoder layers bottom to top, head modules) of a BERT or ModernBERT sequence or
+    token classifier.
+
+    The head is what fine-tuning trains on top of the encoder: BERT's pooler (token classifiers have
+    none) or ModernBERT's head (dense + norm, pretrained with the masked-LM decoder), and the
+    classifier. ModernBERT's final norm sits between the layers and the head: it goes with the top
+    layer. Used by the strategies that freeze or re-rate parts (head, freeze, layerwise_lr).
     """
     base = model.base_model
-    head = [m for m in (getattr(base, "pooler", None), getattr(model, "classifier", None)) if m is not None]
-    return base.embeddings, list(base.encoder.layer), head
+    if hasattr(base, "encoder"):  # bert
+        layers = list(base.encoder.layer)
+    else:  # modernbert
+        layers = [*base.layers[:-1], type(base.layers)([base.layers[-1], base.final_norm])]  # a ModuleList
+    head = [m for m in (getattr(base, "pooler", None), getattr(model, "head", None), getattr(model, "classifier", None))
+            if m is not None]
+    return base.embeddings, layers, head
 
 
 class Classifier(Protocol):

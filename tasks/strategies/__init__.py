@@ -23,6 +23,10 @@ if TYPE_CHECKING:  # datasets is slow to import and only the fit hook's signatur
     import datasets
 
 
+ENCODER_FAMILIES = ("bert", "modernbert")
+"""The encoder families (pretrain.family): the default of Strategy.families."""
+
+
 class StrategyOptions(BaseModel):
     """Options every strategy accepts; a strategy subclasses this to add its own."""
 
@@ -77,7 +81,7 @@ class Strategy:
     extra_positions: Callable[[StrategyOptions], int] = lambda options: 0
     """Positions the strategy takes before the input (a prefix shifts them), which finetune.max_length
     must leave free in the pretrained model."""
-    families: tuple[str, ...] = ("bert",)
+    families: tuple[str, ...] = ENCODER_FAMILIES
     """Model families (pretrain.family) the strategy applies to; init "none" strategies apply to all."""
     task_types: tuple[str, ...] = ("classification",)
     """Task types (prepare.task_type) the strategy applies to."""

@@ -17,9 +17,11 @@ class GaloreOptions(StrategyOptions):
     """Optimizer steps between recomputations (SVD of the gradient) of the projection."""
     scale: float = Field(0.25, gt=0)
     """Scale of the projected-back update (GaLore's alpha)."""
-    target_modules: list[str] = ["query", "key", "value", "output.dense", "intermediate.dense"]
+    target_modules: list[str] = ["query", "key", "value", "output.dense", "intermediate.dense",  # bert
+                                 "Wqkv", "Wo", "Wi"]  # modernbert
     """Linear layers (module-name suffixes) optimized in low rank: every attention and feed-forward
-    projection of the encoder; the rest (embeddings, LayerNorm, head) get plain AdamW."""
+    projection of the encoder, BERT's and ModernBERT's names (a name the model lacks matches
+    nothing); the rest (embeddings, norms, head) get plain AdamW."""
 
 
 def training_args(options: GaloreOptions) -> dict:

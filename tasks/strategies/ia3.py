@@ -7,25 +7,28 @@ from __future__ import annotations
 
 from tasks.strategies import Strategy, StrategyOptions, register
 
-# Regexes over module names: BERT's `output.dense` names both the attention output projection and
-# the feed-forward down-projection, and (IA)^3 scales only the second (its input is the activation).
-FEEDFORWARD = r".*\.layer\.\d+\.output\.dense"
-
 
 class IA3Options(StrategyOptions):
-    target_modules: str = rf".*\.(key|value)|{FEEDFORWARD}"
-    """Regex (full match) over module names of the linear layers that get a scaling vector."""
-    feedforward_modules: str = FEEDFORWARD
-    """Regex over the targets whose input (not output) is scaled: the feed-forward down-projection."""
+    target_modules: str | None = None
+    """Regex (full match) over module names of the linear layers that get a scaling vector; null: the
+    encoder's attention keys and values and its feed-forward down-projection
+    (transferflow/models.py:ENCODER_LAYOUTS)."""
+    feedforward_modules: str | None = None
+    """Regex over the targets whose input (not output) is scaled; null: the feed-forward
+    down-projection. Set it whenever target_modules is set."""
 
 
 def adapt(model, options: IA3Options):
     from peft import IA3Config, TaskType, get_peft_model  # imported on use: peft is slow to import
 
-    # The pooler's linear layer trains beside the classifier (masked-LM pretraining left it untrained);
-    # named as the Linear, not `pooler`: peft 0.21's merge_and_unload fails on a wrapped non-Linear module.
-    config = IA3Config(task_type=TaskType.SEQ_CLS, target_modules=options.target_modules,
-                       feedforward_modules=options.feedforward_modules, modules_to_save=["pooler.dense"])
+    from transferflow.models import encoder_layout
+
+    layout = encoder_layout(model)
+    # The linear layer between encoder and classifier (BERT's pooler, ModernBERT's head) trains beside
+    # the classifier; named as the Linear: peft 0.21's merge_and_unload fails on a wrapped non-Linear.
+    config = IA3Config(task_type=TaskType.SEQ_CLS, target_modules=options.target_modules or layout.ia3_targets,
+                       feedforward_modules=options.feedforward_modules or layout.ia3_feedforward,
+                       modules_to_save=list(layout.head_linear))
     return get_peft_model(model, config)
 
 

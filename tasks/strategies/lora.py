@@ -14,23 +14,28 @@ class LoraOptions(StrategyOptions):
     """Scale of the update is alpha / r."""
     dropout: float = Field(0.1, ge=0, lt=1)
     """Dropout on the adapter input."""
-    target_modules: list[str] = ["query", "value"]
-    """Linear layers that get adapters (BERT attention projections by default)."""
+    target_modules: list[str] | None = None
+    """Linear layers that get adapters; null: the encoder's attention projections (BERT's query and
+    value, ModernBERT's fused Wqkv: transferflow/models.py:ENCODER_LAYOUTS)."""
 
 
 def adapt(model, options: LoraOptions):
     from peft import LoraConfig, TaskType, get_peft_model  # imported on use: peft is slow to import
 
+    from transferflow.models import encoder_layout
     from transferflow.token_classification import is_token_classifier
 
     # TaskType.SEQ_CLS (TOKEN_CLS for a ner tagger) makes peft keep the classifier trainable; the pooler
-    # trains too, since masked-LM pretraining left it untrained (named as its Linear: peft 0.21 cannot
-    # merge a wrapped non-Linear). Token classifiers have no pooler.
+    # (ModernBERT's head) trains too: masked-LM pretraining left BERT's untrained, and ModernBERT's was
+    # trained for the decoder (named as its Linear: peft 0.21 cannot merge a wrapped non-Linear).
+    # BERT's token classifiers have no pooler.
     tagger = is_token_classifier(type(model).__name__)
+    layout = encoder_layout(model)
+    head = [m for m in layout.head_linear if not (tagger and m.startswith("pooler"))]
     config = LoraConfig(task_type=TaskType.TOKEN_CLS if tagger else TaskType.SEQ_CLS, r=options.r,
                         lora_alpha=options.alpha, lora_dropout=options.dropout,
-                        target_modules=list(options.target_modules),
-                        modules_to_save=None if tagger else ["pooler.dense"])
+                        target_modules=list(options.target_modules or layout.attention),
+                        modules_to_save=head or None)
     return get_peft_model(model, config)
 
 

@@ -163,4 +163,5 @@ def fit(inputs: FitInputs, options: MultitaskOptions, out: Path) -> dict:
 
 
 register(Strategy(name="multitask", summary="pretrained encoder shared by the task and AG News, one head each, "
-                  "trained jointly", init="pretrained", Options=MultitaskOptions, fit=fit))
+                  "trained jointly", init="pretrained", Options=MultitaskOptions, fit=fit,
+                  families=("bert",)))  # its head is BERT's pooler (MultitaskModel)

@@ -52,4 +52,5 @@ def export(model):
 
 register(Strategy(name="prefix", summary="pretrained encoder frozen, deep prefixes (P-tuning v2) + head trained",
                   extra_positions=lambda options: options.num_virtual_tokens,
-                  init="pretrained", adapt=adapt, export=export, Options=PrefixOptions, unavailable=unavailable))
+                  init="pretrained", adapt=adapt, export=export, Options=PrefixOptions, unavailable=unavailable,
+                  families=("bert",)))  # ModernBERT's attention takes no past key/values: nowhere to put prefixes

@@ -50,4 +50,4 @@ def fit(inputs: FitInputs, options: TfidfOptions, out: Path) -> dict:
 
 
 register(Strategy(name="tfidf", summary="TF-IDF word n-grams + logistic regression, no neural network",
-                  init="none", Options=TfidfOptions, fit=fit, families=("bert", "gpt", "t5")))
+                  init="none", Options=TfidfOptions, fit=fit, families=("bert", "modernbert", "gpt", "t5")))
