@@ -62,9 +62,9 @@ def seeded(params: Params, seed: int, max_steps: int | None) -> Params:
     })
 
 
-def mean_sd(values: list[float]) -> str:
+def mean_sd(values: list[float], signed: bool = False) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
+    return f"{statistics.mean(values):{'+' if signed else ''}.3f} ± {sd:.3f}"
 
 
 def summarize(rows: list[dict], budgets: list[str], seeds: list[int]) -> tuple[str, list[dict]]:
@@ -88,7 +88,7 @@ def summarize(rows: list[dict], budgets: list[str], seeds: list[int]) -> tuple[s
             for base in NO_PRETRAINING:
                 theirs = scores(budget, base, fraction)
                 paired = [a - b for a, b in zip(mine, theirs)] if len(theirs) == len(mine) and base != strategy else []
-                diffs.append(mean_sd(paired) if paired else "")
+                diffs.append(mean_sd(paired, signed=True) if paired else "")
             lines.append(f"| {strategy} | {fraction:.0%} | {mean_sd(mine)} | {diffs[0]} | {diffs[1]} |")
     curve = []
     for budget in budgets:
@@ -103,7 +103,8 @@ def summarize(rows: list[dict], budgets: list[str], seeds: list[int]) -> tuple[s
         lines += [f"| {c['budget']} | {c['fraction']:.0%} | {c['gain']:+.3f} ± {c['sd']:.3f} |" for c in curve]
         for fraction in sorted({c["fraction"] for c in curve}):
             paying = [c["budget"] for c in curve if c["fraction"] == fraction and c["gain"] > 0]
-            lines.append(f"\nat {fraction:.0%} of labels transfer first pays at: {paying[0] if paying else 'none tried'}")
+            first = paying[0] if paying else "none of the budgets tried"
+            lines.append(f"\nat {fraction:.0%} of labels transfer first pays at: {first}")
     return "\n".join(lines) + "\n", curve
 
 
@@ -187,7 +188,8 @@ def main() -> None:
                         rows.append(row)
         report, curve = summarize(rows, budgets, seeds)
         print(report)
-        (work / "transfer_gain.json").write_text(json.dumps({"rows": rows, "curve": curve, "minutes": minutes}, indent=1))
+        figures = {"rows": rows, "curve": curve, "minutes": minutes}
+        (work / "transfer_gain.json").write_text(json.dumps(figures, indent=1))
         (work / "transfer_gain.md").write_text(report)
         if len(budgets) > 1:
             plot(work / "transfer_gain.png", curve, minutes)

@@ -3,7 +3,8 @@
     python -m tasks.pretrain [--params params.yaml]
 
 bert: an encoder trained with masked LM, its decoder run on the masked positions only
-(transferflow/masked_lm.py); modernbert: the same objective on ModernBERT, sparse natively; gpt: a decoder trained with causal LM; t5: an encoder-decoder trained
+(transferflow/masked_lm.py); modernbert: the same objective on ModernBERT, whose decoder is sparse
+natively; gpt: a decoder trained with causal LM; t5: an encoder-decoder trained
 with span corruption (transferflow/span_corruption.py). Every family trains on packed blocks of text
 (no padding), without dropout (the saved model carries pretrain.model.dropout for fine-tuning), with
 SDPA attention, and in bf16 where this machine runs it faster (transferflow/precision.py). All three
@@ -29,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from transformers import (AutoTokenizer, BertConfig, DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel,
-                          ModernBertConfig, ModernBertForMaskedLM, T5Config, T5ForConditionalGeneration, Trainer, set_seed)
+                          ModernBertConfig, ModernBertForMaskedLM, T5Config, T5ForConditionalGeneration, Trainer,
+                          set_seed)
 from transformers.trainer_utils import get_last_checkpoint
 
 from transferflow.config import Params, PretrainParams

@@ -3,8 +3,9 @@
     python -m tasks.tokenizer [--params params.yaml]
 
 Each family gets the tokenizer it was designed with, trained with `tokenizers`:
-bert WordPiece (BERT's normaliser and pre-tokeniser; modernbert the same without segment ids), gpt byte-level BPE (GPT-2: every byte string is
-encodable, no unknown token), t5 Unigram with `<extra_id_N>` sentinels (T5's SentencePiece scheme).
+bert WordPiece (BERT's normaliser and pre-tokeniser; modernbert the same without segment ids), gpt
+byte-level BPE (GPT-2: every byte string is encodable, no unknown token), t5 Unigram with
+`<extra_id_N>` sentinels (T5's SentencePiece scheme).
 Saved as a `PreTrainedTokenizerFast` folder that `AutoTokenizer.from_pretrained` loads.
 """
 
@@ -95,7 +96,8 @@ def unigram_with_sentinels(texts, p: TokenizerParams, model_max_length: int = 51
                                    additional_special_tokens=T5_SENTINELS, model_max_length=model_max_length)
 
 
-TRAINERS = {"bert": wordpiece, "modernbert": wordpiece_without_segments, "gpt": byte_level_bpe, "t5": unigram_with_sentinels}
+TRAINERS = {"bert": wordpiece, "modernbert": wordpiece_without_segments, "gpt": byte_level_bpe,
+            "t5": unigram_with_sentinels}
 """Tokenizer of each model family (pretrain.family)."""
 
 

@@ -200,7 +200,8 @@ def test_modernbert_refuses_what_only_bert_has(tmp_path):
 # --- each family end to end ------------------------------------------------------------------------
 
 MODERNBERT = dict(pretrain={"family": "modernbert"}, register={"model_name": "family-modernbert"},
-                  finetune={"strategies": ["full", "head", "lora", "ia3"], "max_steps": 20, "eval_steps": 10},
+                  finetune={"strategies": ["full", "head", "lora", "ia3", "features"], "max_steps": 20,
+                            "eval_steps": 10},
                   data_efficiency={"strategies": ["full"]})
 
 GPT = dict(pretrain={"family": "gpt"}, register={"model_name": "family-gpt"},
@@ -251,7 +252,7 @@ def test_modernbert_family_end_to_end_through_the_flow(workspace, monkeypatch, t
     head = json.loads(Path("artifacts/finetune/head/model/config.json").read_text())
     assert head["architectures"] == ["ModernBertForSequenceClassification"] and head["classifier_pooling"] == "mean"
     board = {r["strategy"]: r for r in json.loads(Path("artifacts/evaluate/leaderboard.json").read_text())}
-    assert set(board) == {"full", "head", "lora", "ia3"}
+    assert set(board) == {"full", "head", "lora", "ia3", "features"}
     assert board["ia3"]["trainable_pct"] < board["lora"]["trainable_pct"] < board["full"]["trainable_pct"] == 100
     labels = predict_in_fresh_process("models:/family-modernbert@champion", ["a gripping , funny film", "dull"])
     assert len(labels) == 2 and set(labels) <= {"negative", "positive"}
