@@ -28,10 +28,11 @@ def adapt(model, options: LoraOptions):
     # TaskType.SEQ_CLS (TOKEN_CLS for a ner tagger) makes peft keep the classifier trainable; the pooler
     # (ModernBERT's head) trains too: masked-LM pretraining left BERT's untrained, and ModernBERT's was
     # trained for the decoder (named as its Linear: peft 0.21 cannot merge a wrapped non-Linear).
-    # BERT's token classifiers have no pooler.
+    # BERT's token classifiers have no pooler: only the head layers the model has.
     tagger = is_token_classifier(type(model).__name__)
     layout = encoder_layout(model)
-    head = [m for m in layout.head_linear if not (tagger and m.startswith("pooler"))]
+    names = {name for name, _ in model.named_modules()}
+    head = [m for m in layout.head_linear if any(n == m or n.endswith("." + m) for n in names)]
     config = LoraConfig(task_type=TaskType.TOKEN_CLS if tagger else TaskType.SEQ_CLS, r=options.r,
                         lora_alpha=options.alpha, lora_dropout=options.dropout,
                         target_modules=list(options.target_modules or layout.attention),
