@@ -148,3 +148,32 @@ def test_evaluate_and_the_registered_pyfunc(classical, in_pretrained):
         served = TextClassifier()
         served.load_context(SimpleNamespace(artifacts={"model": str(in_pretrained / f"artifacts/finetune/{name}/model")}))
         assert set(served.predict(None, TEXTS)) <= {"negative", "positive"}
+
+
+def test_the_pyfunc_pickles_without_its_loaded_model(tmp_path):
+    """MLflow pickles the pyfunc after loading it for signature inference: a ModernBERT feature
+    extractor that has run (its output_hidden_states hooks hold a ContextVar) must still log."""
+    import pickle
+
+    import cloudpickle
+    from sklearn.linear_model import LogisticRegression
+    from transformers import AutoModel
+
+    from tests.test_strategies import tiny_model, tiny_texts, tiny_tokenizer
+    from transferflow.models import pooled_hidden_states, save_sklearn
+    from transferflow.serving import TextClassifier
+
+    folder, texts = tmp_path / "model", tiny_texts()
+    tiny_model("modernbert").base_model.save_pretrained(folder / "encoder")
+    tokenizer = tiny_tokenizer(folder / "encoder", segments=False)
+    tokenizer.save_pretrained(folder / "encoder")
+    features = pooled_hidden_states(AutoModel.from_pretrained(folder / "encoder"), tokenizer, texts, "mean", 16)[1]
+    head = LogisticRegression().fit(features, [i % 2 for i in range(len(texts))])
+    save_sklearn(folder, head, {"kind": "encoder_features", "layer": 1, "pooling": "mean", "max_length": 16,
+                                "label_names": ["negative", "positive"]})
+    served = TextClassifier()
+    served.load_context(SimpleNamespace(artifacts={"model": str(folder)}))
+    assert set(served.predict(None, texts)) <= {"negative", "positive"}
+
+    restored = pickle.loads(cloudpickle.dumps(served))
+    assert not hasattr(restored, "classifier")  # loaded again from the artifact, not from the pickle

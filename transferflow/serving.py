@@ -26,6 +26,13 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
 
         self.classifier = load_classifier(context.artifacts["model"], self.batch_size)
 
+    def __getstate__(self) -> dict:
+        # MLflow calls load_context on this very instance (to infer the signature from the input
+        # example) and then cloudpickles it into python_model.pkl. The loaded model stays out: its
+        # weights are the `model` artifact already, and a ModernBERT that has run with
+        # output_hidden_states holds a ContextVar, which does not pickle at all.
+        return {k: v for k, v in self.__dict__.items() if k != "classifier"}
+
     def predict(self, context, model_input: list[str], params: dict | None = None) -> list[str]:
         ids = self.classifier.predict(list(model_input))
         # -1: a text-to-text model generated no label word; answered as NO_LABEL rather than a guess
