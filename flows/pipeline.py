@@ -4,7 +4,7 @@
 
 Each stage is cached on its params and the content of its inputs (StageSpec.cache_key), so a re-run
 with nothing changed skips pretraining (and everything else) and says so; a stage whose outputs were
-deleted runs again. One MLflow parent run per
+deleted, or rewritten by a run with other params or data, runs again (StageSpec.cached_outputs_intact). One MLflow parent run per
 flow run, a child run per stage and per strategy. It ends with the promotion gate (tasks/promote.py),
 never cached, so a scheduled run (`transferflow schedule`) promotes on its own or leaves the champion.
 """
@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import data_efficiency, evaluate, finetune, prepare, pretrain, promote, register, tokenizer
 from transferflow.config import load_params
+from transferflow.errors import TransferflowError
 from transferflow.tracking import pipeline_run
 
 STAGES: list[ModuleType] = [prepare, tokenizer, pretrain, finetune, evaluate, register, promote, data_efficiency]
@@ -26,7 +27,25 @@ STAGES: list[ModuleType] = [prepare, tokenizer, pretrain, finetune, evaluate, re
 
 RETRIES = {"prepare": 2, "register": 2}
 """Stages where a retry can help: hub downloads (prepare) and a flaky tracking server (register, which
-deletes a half-made version before raising, so a retry cannot register twice)."""
+deletes a half-made version before raising, so a retry cannot register twice). Only a transient
+fault is retried (retry_if_transient): bad data fails the first time, with one message."""
+
+
+def retry_if_transient(task, task_run, state) -> bool:
+    """Prefect's retry_condition_fn: retry a network fault or a tracking server that is away, not a
+    deterministic error (bad data, bad params), which would fail the same way twice more."""
+    import httpx
+    import requests
+
+    try:
+        state.result()
+    except TransferflowError as err:
+        return err.transient
+    except (ConnectionError, TimeoutError, httpx.TransportError, requests.ConnectionError, requests.Timeout):
+        return True
+    except Exception:  # noqa: BLE001 (anything else is a bug or bad input: retrying cannot help)
+        return False
+    return False
 
 
 UNCACHED = {"promote"}
@@ -44,6 +63,7 @@ def as_task(module: ModuleType):
         name=spec.name,
         retries=RETRIES.get(spec.name, 0),
         retry_delay_seconds=5,
+        retry_condition_fn=retry_if_transient,
         **caching,
     )
 
@@ -61,13 +81,17 @@ def pipeline(params_file: str = "params.yaml", data_efficiency: bool = False) ->
     cached: list[str] = []
 
     def run(stage: str, *args):
-        stage_task = TASKS[stage]
-        if not STAGE_SPECS[stage].outputs_exist(*args):  # deleted outputs are rebuilt, not trusted
+        stage_task, spec = TASKS[stage], STAGE_SPECS[stage]
+        key = None if stage in UNCACHED else spec.cache_key(params, *args)
+        if key and not spec.cached_outputs_intact(key, *args):  # deleted or rewritten outputs: run again
             stage_task = stage_task.with_options(refresh_cache=True)
         state = stage_task(params, *args, parent_run_id=parent, return_state=True)
+        result = state.result()  # raises if the stage failed: nothing is recorded for it
         if state.name == "Cached":
             cached.append(stage if not args else f"{stage}[{args[0]}]")
-        return state.result()
+        elif key:
+            spec.record_outputs(key, *args)
+        return result
 
     with pipeline_run("pipeline", tags={"transferflow.params_file": params_file}) as parent_run:
         parent = parent_run.info.run_id

@@ -31,7 +31,7 @@ from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
 from transferflow.models import save_classifier
 from transferflow.token_classification import TAGS, encode_tagged, is_tagging, trainer_metrics
-from transferflow.training import (MlflowMetrics, PeakMemory, count_parameters, optimizer_state_mb,
+from transferflow.training import (MlflowMetrics, PeakMemory, StopOnDivergence, count_parameters, optimizer_state_mb,
                                   training_arguments, validation_summary)
 
 TASK = Path("artifacts/prepare/task")
@@ -135,7 +135,7 @@ def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path,
         model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
         optimizers=(optimizer, None),
         data_collator=collator, compute_metrics=compute_metrics,
-        callbacks=[MlflowMetrics(), EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience)],
+        callbacks=[MlflowMetrics(), StopOnDivergence(), EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience)],
     )
     started = time.perf_counter()
     with PeakMemory() as memory:

@@ -67,6 +67,26 @@ def _card_entry(ds: datasets.Dataset, label_names: list[str] | None = None) -> d
     return entry
 
 
+MIN_ROWS_PER_CLASS = 2
+"""The fewest train rows a class may have: the stratified validation carve needs one for each side."""
+
+
+def check_classes(raw: datasets.DatasetDict, p: PrepareParams) -> None:
+    """Every name in prepare.label_names has train rows, and every split holds two classes or more:
+    otherwise the model trains on (or is scored against) something other than what params promise."""
+    for split, ds in raw.items():
+        counts = Counter(ds["label"])
+        if len(counts) < 2:
+            only = ", ".join(p.label_names[k] for k in counts) or "none"
+            raise DataError(f"{p.task_source} {split}: holds a single class ({only}); a classifier needs two or more")
+        if split == "train":
+            few = [f"{name} ({counts.get(k, 0)} rows)" for k, name in enumerate(p.label_names)
+                   if counts.get(k, 0) < MIN_ROWS_PER_CLASS]
+            if few:
+                raise DataError(f"{p.task_source} train: prepare.label_names {p.label_names} do not match the data: "
+                                f"{', '.join(few)}, need {MIN_ROWS_PER_CLASS} or more rows each")
+
+
 def prepare_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
     raw = load_glue_task(p.task_source)
     bad = sorted({y for split in raw.values() for y in split["label"]} - set(range(len(p.label_names))))
@@ -74,6 +94,7 @@ def prepare_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
         raise DataError(f"{p.task_source}: labels {bad} are outside 0..{len(p.label_names) - 1} ({p.label_names})")
     labels = datasets.ClassLabel(names=p.label_names)
     raw = raw.map(_normalise).filter(lambda e: bool(e["text"])).cast_column("label", labels)
+    check_classes(raw, p)
     train, train_dupes = _dedupe(raw["train"])
     test, test_dupes = _dedupe(raw["test"])
     leaked = set(test["text"]) & set(train["text"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ from transformers import (AutoTokenizer, BertConfig, DataCollatorForLanguageMode
 from transformers.trainer_utils import get_last_checkpoint
 
 from transferflow.config import Params, PretrainParams
+from transferflow.errors import TrainingError
 from transferflow.files import atomic_dir, fingerprint, load_prepared, write_json
 from transferflow import masked_lm as sparse_mlm_module
 from transferflow.masked_lm import SparseBertForMaskedLM
@@ -44,7 +46,7 @@ from transferflow import span_corruption as span_corruption_module
 from transferflow.span_corruption import SpanCorruptionCollator
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
-from transferflow.training import MlflowMetrics, count_parameters, training_arguments
+from transferflow.training import MlflowMetrics, StopOnDivergence, count_parameters, training_arguments
 
 OUT = Path("artifacts/pretrain")
 CHECKPOINTS = Path("checkpoints/pretrain")
@@ -221,12 +223,15 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         trainer = Trainer(
             model=model, args=args, data_collator=collator,
             train_dataset=data["train"], eval_dataset=data["validation"],
-            callbacks=[MlflowMetrics(perplexity=True)],
+            callbacks=[MlflowMetrics(perplexity=True), StopOnDivergence()],
         )
         started = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=resume or None)
         seconds = time.perf_counter() - started
         scores = held_out_scores(trainer.model, data["validation"], collator, p.batch_size * 2, p.seed)
+        if not math.isfinite(scores["mean_nll"]):  # nothing half-trained is saved as the pretrained model
+            raise TrainingError(f"held-out loss is {scores['mean_nll']} after {result.global_step} steps "
+                                f"(learning rate {p.learning_rate:g}): training diverged; lower the learning rate")
         for field in DROPOUT_FIELDS:  # fine-tuning gets its dropout back
             if hasattr(trainer.model.config, field):
                 setattr(trainer.model.config, field, p.model.dropout)

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from transferflow import gate, model_card, registry
 from transferflow.config import Params
+from transferflow.errors import TransferflowError
 from transferflow.files import load_prepared, write_json
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import setup_tracking, stage_run
@@ -43,7 +44,7 @@ STAGE = StageSpec(
 )
 
 
-class PromotionError(RuntimeError):
+class PromotionError(TransferflowError):
     """The registry holds nothing to compare (no challenger yet)."""
 
 

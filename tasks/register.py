@@ -30,13 +30,14 @@ from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
 
 LEADERBOARD = Path("artifacts/evaluate/leaderboard.json")
+DATA_CARD = Path("artifacts/prepare/data_card.json")
 STAGE = StageSpec(
     name="register",
     params=("register",),
     deps=("tasks/register.py", "transferflow/metrics", "transferflow/serving.py", "transferflow/models.py",
           "transferflow/token_classification.py", "transferflow/prompting.py", "transferflow/text_to_text.py",
           "transferflow/model_card.py", "transferflow/registry.py", "transferflow/gate.py", str(LEADERBOARD),
-          "artifacts/finetune"),
+          "artifacts/prepare", "artifacts/finetune"),
     outs=(),
     metrics=("metrics/register.json",),
 )
@@ -44,12 +45,19 @@ EXAMPLE = ["a gripping , funny film", "a dull , lifeless mess"]
 NER_EXAMPLE = ["EU rejects German call to boycott British lamb .", "Peter Blackburn"]
 
 
-def data_hash(dvc_file: Path = Path("data.dvc")) -> str:
-    """The DVC hash of data/, the version of the raw data this model was trained on."""
+def data_dvc_hash(dvc_file: Path = Path("data.dvc")) -> str:
+    """The DVC hash of data/ in data.dvc: the version of the raw data the workspace says it holds."""
     try:
         return yaml.safe_load(dvc_file.read_text())["outs"][0]["md5"]
     except (OSError, KeyError, TypeError, IndexError):
         return "unknown"
+
+
+def data_hash(card: Path = DATA_CARD) -> str:
+    """Content hash of the task splits this model was trained and scored on, from the data card that
+    prepare wrote while reading them: what was read, whatever data.dvc claims."""
+    splits = read_json(card)["task"]["splits"]
+    return hashlib.sha256("".join(f"{name}:{splits[name]['sha256']}" for name in sorted(splits)).encode()).hexdigest()
 
 
 def git_commit() -> str:
@@ -77,7 +85,7 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
     rows = read_json(LEADERBOARD)
     best = max(rows, key=lambda r: r[f"validation_{p.metric}"])
     strategy = best["strategy"]
-    tags = {"strategy": strategy, "data_hash": data_hash(), "git_commit": git_commit(),
+    tags = {"strategy": strategy, "data_hash": data_hash(), "data_dvc_hash": data_dvc_hash(), "git_commit": git_commit(),
             "params_hash": params_hash(params), f"validation_{p.metric}": str(best[f"validation_{p.metric}"]),
             f"test_{p.metric}": str(best[f"test_{p.metric}"])}
     with stage_run("register", p.model_dump(), parent_run_id) as run:

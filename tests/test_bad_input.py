@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -80,7 +81,7 @@ def test_cli_names_a_wrong_params_key(workspace):
     (workspace / "params.yaml").write_text("pretrain: {max_stepz: 3}\n")
     out = subprocess.run([sys.executable, "-m", "transferflow.cli", "run"], capture_output=True, text=True,
                          timeout=120)
-    assert out.returncode == 1 and "pretrain.max_stepz" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "pretrain.max_stepz" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_unknown_strategy_fails_before_work(in_pretrained):
@@ -119,3 +120,63 @@ def test_failed_registration_leaves_no_registry_entry(in_pretrained, monkeypatch
     with pytest.raises(RuntimeError, match="registry refused"):
         register.main(params)
     assert MlflowClient().search_model_versions("name='broken'") == []
+
+
+def test_a_single_class_split_is_refused(workspace):
+    folder = _glue_folder(workspace / "one", "".join(f"film {i} \t1\n" for i in range(40)), "fine \t0\nok \t1\n")
+    set_params(workspace / "params.yaml", prepare={"task_source": str(folder), "validation_size": 5})
+    with pytest.raises(DataError, match=r"train: holds a single class \(positive\)"):
+        prepare.main(load_params("params.yaml"))
+    assert not Path("artifacts/prepare").exists()
+
+
+def test_label_names_that_do_not_match_the_data_are_refused(workspace):
+    rows = "".join(f"film {i} \t{i % 2}\n" for i in range(40))
+    folder = _glue_folder(workspace / "two", rows, "fine \t0\nok \t1\n")
+    set_params(workspace / "params.yaml", prepare={"task_source": str(folder), "validation_size": 5,
+                                                   "label_names": ["negative", "positive", "neutral"]})
+    with pytest.raises(DataError, match=r"do not match the data: neutral \(0 rows\)"):
+        prepare.main(load_params("params.yaml"))
+
+
+def test_a_diverging_loss_stops_training_and_leaves_no_model(in_pretrained):
+    from transferflow.errors import TrainingError
+
+    params = load_params("params.yaml")
+    target = Path("artifacts/finetune/full")
+    before = fingerprint([target])
+    wild = params.finetune.model_copy(update={"learning_rate": 1e6, "eval_steps": 4, "max_steps": 40})
+    with pytest.raises(TrainingError, match=r"is (nan|inf) at step \d+ \(learning rate .*\): training diverged"):
+        finetune.main(params.model_copy(update={"finetune": wild}), "full")
+    assert fingerprint([target]) == before
+    runs = mlflow.search_runs(experiment_names=["transferflow"], output_format="list", max_results=1,
+                              order_by=["attributes.start_time DESC"])
+    assert runs[0].info.status == "FAILED"
+
+
+@pytest.mark.parametrize("error, retried", [
+    (DataError("bad row"), False), (ValueError("a bug"), False), (TrackingUnavailable("server away"), True),
+    (ConnectionError("reset"), True), (TimeoutError("slow"), True)])
+def test_only_transient_faults_are_retried(error, retried):
+    from prefect.states import Failed
+
+    from flows.pipeline import retry_if_transient
+
+    assert retry_if_transient(None, None, Failed(data=error)) is retried
+
+
+def test_a_run_whose_process_was_killed_is_ended_on_the_next_start(tmp_path, monkeypatch):
+    from transferflow.tracking import end_orphaned_runs, pipeline_run
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'orphans.db'}")
+    code = ("import os, signal, mlflow; from transferflow.tracking import stage_run\n"
+            "with stage_run('pretrain', {}) as run:\n"
+            "    print(run.info.run_id, flush=True); os.kill(os.getpid(), signal.SIGKILL)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == -9, out.stderr[-2000:]
+    orphan = out.stdout.split()[0]
+    setup_tracking()
+    assert MlflowClient().get_run(orphan).info.status == "RUNNING"
+    with pipeline_run("next") as run:  # the next start ends it, and leaves its own run alone
+        assert MlflowClient().get_run(orphan).info.status == "KILLED"
+        assert end_orphaned_runs() == [] and mlflow.active_run().info.run_id == run.info.run_id

@@ -51,9 +51,10 @@ def test_every_stage_module_is_in_the_flow():
 
 
 PLUMBING = {"transferflow/__init__.py", "transferflow/config.py", "transferflow/stage.py", "transferflow/tracking.py",
-            "transferflow/files.py"}
+            "transferflow/files.py", "transferflow/errors.py"}
 """Modules every stage uses that change no stage's result: environment defaults, the params schema (the
-values themselves are params deps), stage declarations, MLflow runs, and writing and reading outputs."""
+values themselves are params deps), stage declarations, MLflow runs, writing and reading outputs, and
+the error types."""
 
 
 def _module_file(dotted: str) -> str | None:

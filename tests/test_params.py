@@ -70,7 +70,7 @@ def test_a_strategy_the_installed_libraries_cannot_run_is_one_params_error(tmp_p
     path = tmp_path / "params.yaml"
     path.write_text("finetune: {strategies: [full, prefix]}")
     result = CliRunner().invoke(app, ["check-params", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a params error is a usage error
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
     assert "'prefix' cannot run" in lines[0] and f"transformers {transformers.__version__}" in lines[0]

@@ -7,7 +7,10 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from tasks import prepare
 from tests.helpers import predict_in_fresh_process, set_params, stage_runs
+from transferflow.config import load_params
+from transferflow.files import load_prepared
 
 MODEL = "flow-e2e"
 
@@ -49,3 +52,13 @@ def test_flow_end_to_end(workspace, monkeypatch, tmp_path):
     again = pipeline(params_file="params.yaml")  # nothing changed: every stage is a cache hit
     assert "pretrain" in again["cached"] and "register" in again["cached"]
     assert len(client.search_model_versions(f"name='{MODEL}'")) == 1
+
+    # A run with other params rewrites the shared artifacts/prepare. The cache entry of these params
+    # still matches their key, but not the files on disk: prepare runs again rather than being trusted.
+    train_rows = len(load_prepared("artifacts/prepare/task")["train"])
+    params = load_params("params.yaml")
+    prepare.main(params.model_copy(update={"prepare": params.prepare.model_copy(update={"max_train_rows": 300})}))
+    assert len(load_prepared("artifacts/prepare/task")["train"]) == 300
+    third = pipeline(params_file="params.yaml")
+    assert "prepare" not in third["cached"], third["cached"]
+    assert len(load_prepared("artifacts/prepare/task")["train"]) == train_rows

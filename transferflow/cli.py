@@ -24,12 +24,15 @@ from pathlib import Path
 
 import typer
 
+from transferflow.errors import TransferflowError
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 1) -> None:
+    """One `error:` line and the exit code: 2 for bad params (usage), 1 for any other failure."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -37,21 +40,20 @@ def run(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help=
         data_efficiency: bool = typer.Option(False, "--data-efficiency",
                                              help="also retrain strategies on fractions of the labelled data")) -> None:
     """Run the whole pipeline as a Prefect flow and print the leaderboard and the registry state."""
-    from transferflow.config import ParamsError, load_params
-    from transferflow.data import DataError
-    from transferflow.tracking import TrackingUnavailable, setup_tracking
+    from transferflow.config import load_params
+    from transferflow.tracking import setup_tracking
 
     try:  # cheap checks first: a bad params file or a down server should not cost a Prefect start-up
         load_params(params)
         setup_tracking()
-    except (ParamsError, TrackingUnavailable) as err:
-        _fail(str(err))
+    except TransferflowError as err:
+        _fail(str(err), err.exit_code)
     from flows.pipeline import pipeline
 
     try:
         result = pipeline(params_file=str(params), data_efficiency=data_efficiency)
-    except (DataError, TrackingUnavailable, ParamsError) as err:
-        _fail(str(err))
+    except TransferflowError as err:
+        _fail(str(err), err.exit_code)
     _print_leaderboard(LEADERBOARD)
     _print_models(load_params(params).register.model_name)
     if result["data_efficiency"]:
@@ -84,7 +86,7 @@ def leaderboard(path: Path = typer.Option(LEADERBOARD, help="leaderboard file"))
 def _print_leaderboard(path: Path) -> None:
     if not path.is_file():
         _fail(f"{path} not found: run `transferflow run` or `dvc repro` first")
-    typer.echo(f"\nLeaderboard (sorted by validation score; test is reported, never used to choose):\n")
+    typer.echo("\nLeaderboard (sorted by validation score; test is reported, never used to choose):\n")
     typer.echo(path.read_text())
 
 
@@ -92,12 +94,11 @@ def _print_leaderboard(path: Path) -> None:
 def models(name: str = typer.Option(None, help="registered model name (default: register.model_name)"),
            params: Path = typer.Option(Path("params.yaml"), "--params", "-p")) -> None:
     """Print the registered model's versions with their aliases and tags, and who held @champion when."""
-    from transferflow.tracking import TrackingUnavailable
 
     try:
         _print_models(_model_name(name, params))
-    except TrackingUnavailable as err:
-        _fail(str(err))
+    except TransferflowError as err:
+        _fail(str(err), err.exit_code)
 
 
 def _model_name(name: str | None, params: Path) -> str:
@@ -107,7 +108,7 @@ def _model_name(name: str | None, params: Path) -> str:
     try:
         return name or load_params(params).register.model_name
     except ParamsError as err:
-        _fail(f"{err} (or pass --name)")
+        _fail(f"{err} (or pass --name)", err.exit_code)
 
 
 def _print_models(name: str) -> None:
@@ -144,10 +145,9 @@ def promote(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", h
     from mlflow.tracking import MlflowClient
 
     from tasks.promote import PromotionError, summary
-    from transferflow.config import ParamsError, load_params
-    from transferflow.data import DataError
+    from transferflow.config import load_params
     from transferflow.registry import CHALLENGER, version_by_alias
-    from transferflow.tracking import TrackingUnavailable, setup_tracking
+    from transferflow.tracking import setup_tracking
 
     try:  # the usual failures are named here, before a Prefect start-up, and without a traceback
         name = load_params(params).register.model_name
@@ -157,8 +157,8 @@ def promote(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", h
         from flows.promote import promote as promote_flow
 
         result = promote_flow(params_file=str(params))
-    except (ParamsError, TrackingUnavailable, PromotionError, DataError) as err:
-        _fail(str(err))
+    except TransferflowError as err:
+        _fail(str(err), err.exit_code)
     typer.echo(result.get("table") or "")
     typer.echo(summary(result))
 
@@ -171,14 +171,14 @@ def rollback(name: str = typer.Option(None, help="registered model name (default
     from mlflow.tracking import MlflowClient
 
     from transferflow import registry
-    from transferflow.tracking import TrackingUnavailable, setup_tracking
+    from transferflow.tracking import setup_tracking
 
     model = _model_name(name, params)
     try:
         setup_tracking()
         entry = registry.rollback(MlflowClient(), model, reason=reason)
-    except (TrackingUnavailable, registry.RegistryError) as err:
-        _fail(str(err))
+    except TransferflowError as err:
+        _fail(str(err), err.exit_code)
     was = entry["previous"]
     typer.echo(f"{model}: @champion v{was} -> v{entry['version']} (v{was} marked rolled back)")
 
@@ -190,9 +190,9 @@ def schedule(cron: str = typer.Option(None, help='cron schedule, e.g. "0 3 * * *
              port: int = typer.Option(4200, help="port of the local Prefect server (when PREFECT_API_URL is unset)"),
              name: str = typer.Option("scheduled", help="deployment name")) -> None:
     """Deploy the training flow on a schedule and run it until Ctrl-C (starts a local Prefect server if needed)."""
-    from transferflow.config import ParamsError, load_params
-    from transferflow.schedule import ScheduleError, prefect_server, serve_training
-    from transferflow.tracking import TrackingUnavailable, setup_tracking
+    from transferflow.config import load_params
+    from transferflow.schedule import prefect_server, serve_training
+    from transferflow.tracking import setup_tracking
 
     if (cron is None) == (interval is None):
         _fail("give exactly one of --cron or --interval")
@@ -203,8 +203,8 @@ def schedule(cron: str = typer.Option(None, help='cron schedule, e.g. "0 3 * * *
             typer.echo(f"Prefect API {url}; serving the training flow on {params} "
                        f"({'cron ' + cron if cron else f'every {interval:g} s'}); Ctrl-C stops")
             serve_training(str(params), cron=cron, interval=interval, name=name)
-    except (ParamsError, TrackingUnavailable, ScheduleError) as err:
-        _fail(str(err))
+    except TransferflowError as err:
+        _fail(str(err), err.exit_code)
     except KeyboardInterrupt:
         typer.echo("stopped")
 
@@ -219,14 +219,14 @@ def serve(name: str = typer.Option(None, help="registered model name (default: r
     from mlflow.tracking import MlflowClient
 
     from transferflow import registry, scoring
-    from transferflow.tracking import TrackingUnavailable, setup_tracking
+    from transferflow.tracking import setup_tracking
 
     model = _model_name(name, params)
     try:
         setup_tracking()
         held = registry.version_by_alias(MlflowClient(), model, alias)
-    except TrackingUnavailable as err:
-        _fail(str(err))
+    except TransferflowError as err:
+        _fail(str(err), err.exit_code)
     if held is None:
         _fail(f"no version of {model!r} holds @{alias}: run the pipeline first (`transferflow run`)")
     typer.echo(f"serving {model} v{held.version} (@{alias}) on http://{host}:{port}/invocations")
@@ -247,7 +247,7 @@ def predict(file: Path = typer.Argument(..., help=".csv/.tsv with a text or sent
     from mlflow.tracking import MlflowClient
 
     from transferflow import registry, scoring
-    from transferflow.tracking import TrackingUnavailable, setup_tracking
+    from transferflow.tracking import setup_tracking
 
     model = _model_name(name, params)
     if not file.is_file():
@@ -257,8 +257,8 @@ def predict(file: Path = typer.Argument(..., help=".csv/.tsv with a text or sent
         setup_tracking()
         if registry.version_by_alias(MlflowClient(), model, alias) is None:
             _fail(f"no version of {model!r} holds @{alias}: run the pipeline first (`transferflow run`)")
-    except (TrackingUnavailable, ValueError) as err:
-        _fail(str(err))
+    except (TransferflowError, ValueError) as err:
+        _fail(str(err), getattr(err, "exit_code", 1))
     labels = scoring.predict_texts(scoring.model_uri(model, alias), texts)
     if output:
         with open(output, "w", newline="") as out:
@@ -283,15 +283,15 @@ def strategies() -> None:
 def check_params(path: Path = typer.Argument(Path("params.yaml")),
                  schema: bool = typer.Option(False, help="print the JSON schema instead")) -> None:
     """Validate a params file (every error names its key), or print the schema."""
-    from transferflow.config import Params, ParamsError, load_params
+    from transferflow.config import Params, load_params
 
     if schema:
         typer.echo(json.dumps(Params.model_json_schema(), indent=2))
         return
     try:
         load_params(path)
-    except ParamsError as err:
-        _fail(str(err))
+    except TransferflowError as err:
+        _fail(str(err), err.exit_code)
     typer.echo(f"{path}: ok")
 
 

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from transferflow.errors import ParamsError  # noqa: F401 (raised here; callers import it from here too)
+
 
 class Section(BaseModel):
     """Base of every section: unknown keys and wrong types are rejected, docstrings are descriptions."""
@@ -343,10 +345,6 @@ class Params(Section):
                 if reason := strategy.unavailable(family):
                     raise ValueError(f"{key}: {name!r} cannot run with the installed libraries: {reason}")
         return self
-
-
-class ParamsError(ValueError):
-    """params.yaml is missing, not YAML, or does not match the schema."""
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

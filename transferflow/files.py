@@ -13,9 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-
-class DataError(RuntimeError):
-    """Data is missing or not in the expected shape: a raw dataset (transferflow/data.py) or a prepared split."""
+from transferflow.errors import DataError  # noqa: F401 (raised here; callers import it from here too)
 
 
 @contextmanager

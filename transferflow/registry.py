@@ -23,16 +23,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from transferflow import gate
+from transferflow.errors import RegistryError  # noqa: F401 (raised here; callers import it from here too)
 from transferflow.serving import NO_LABEL
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_TAG = "champion.history."
 ROLLED_BACK_TAG = "champion.rolled_back"
 """Set on a version rollback removed from @champion; the promotion gate refuses it from then on."""
-
-
-class RegistryError(RuntimeError):
-    """The registry is not in a state the command can act on (no champion, nothing to roll back to)."""
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:

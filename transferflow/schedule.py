@@ -25,11 +25,13 @@ from typing import Iterator
 import httpx
 import psutil
 
+from transferflow.errors import TransferflowError
+
 SERVER_START_S = 180
 """How long to wait for a fresh server to answer (it migrates its database on first start)."""
 
 
-class ScheduleError(RuntimeError):
+class ScheduleError(TransferflowError):
     """No Prefect server to schedule on: the configured one is down, or a local one did not start."""
 
 

@@ -11,8 +11,12 @@ from pathlib import Path
 from typing import Callable
 
 from transferflow.config import Params, load_params
-from transferflow.files import fingerprint
+from transferflow.files import fingerprint, read_json, write_json
 from transferflow.tracking import tracking_uri
+
+
+CACHE_STAMPS = Path("artifacts/.cache-stamps")
+"""One small file per Prefect cache key: the content hash of the outputs that run wrote."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,25 @@ class StageSpec:
                          fill(self.plots))
 
     def outputs_exist(self, item: str | None = None) -> bool:
-        """Whether every output is on disk: a cached result is only trusted when they are."""
+        """Whether every output is on disk."""
         return all(Path(out).exists() for out in self.for_item(item).outs)
+
+    def outputs_fingerprint(self, item: str | None = None) -> str:
+        """Content hash of what the stage wrote: outs, metrics and plots."""
+        spec = self.for_item(item)
+        return fingerprint([*spec.outs, *spec.metrics, *spec.plots])
+
+    def record_outputs(self, key: str, item: str | None = None) -> None:
+        """After the stage ran under cache `key`: remember the outputs that run left on disk."""
+        write_json(CACHE_STAMPS / f"{key}.json", {"outputs": self.outputs_fingerprint(item)})
+
+    def cached_outputs_intact(self, key: str, item: str | None = None) -> bool:
+        """Whether a cached result under `key` may be trusted: the outputs on disk are still the ones
+        the run that made it wrote. All runs share one artifacts/ tree, so a run with other params or
+        data may have rewritten them since; then the key still matches but the files do not."""
+        stamp = CACHE_STAMPS / f"{key}.json"
+        return (self.outputs_exist(item) and stamp.is_file()
+                and read_json(stamp).get("outputs") == self.outputs_fingerprint(item))
 
     def cache_key(self, params: Params, item: str | None = None) -> str:
         """Key under which Prefect may skip this stage: its params and the content of its deps."""

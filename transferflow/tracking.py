@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
 import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 import mlflow
 from mlflow.tracking import MlflowClient
+
+from transferflow.errors import TrackingUnavailable  # noqa: F401 (raised here; callers import it from here too)
 
 # MLflow's schema inference warns about integer label columns on every dataset it logs; labels are
 # never missing here, so the hint is noise.
@@ -20,10 +23,6 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "transferflow"
 PARENT_RUN_ENV = "TRANSFERFLOW_PARENT_RUN_ID"
 """A parent run id handed to stages run as separate processes (dvc repro under `transferflow repro`)."""
-
-
-class TrackingUnavailable(RuntimeError):
-    """The MLflow tracking store cannot be reached: nothing is trained until it can."""
 
 
 def tracking_uri() -> str:
@@ -65,6 +64,39 @@ def flatten(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+HOST_TAG, PID_TAG = "transferflow.host", "transferflow.pid"
+
+
+def _owner_tags() -> dict[str, str]:
+    """Which process a run belongs to, so that a later start can tell a run whose process died."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def end_orphaned_runs() -> list[str]:
+    """Mark KILLED the runs left RUNNING by a process of this host that is gone (`kill -9`, a power
+    cut): MLflow never ends them itself. Runs of other hosts are left alone, since their processes
+    cannot be seen from here. A live process with the same pid that started after the run is another
+    process: the run is an orphan too. Returns the run ids it ended."""
+    import psutil
+
+    client, ended = MlflowClient(), []
+    experiment = mlflow.get_experiment_by_name(os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
+    if experiment is None:
+        return ended
+    host = socket.gethostname().replace("'", "")
+    for run in client.search_runs([experiment.experiment_id], max_results=1000,
+                                  filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"):
+        pid = int(run.data.tags.get(PID_TAG, "0"))
+        try:
+            alive = psutil.Process(pid).create_time() * 1000 <= run.info.start_time + 1000
+        except (psutil.NoSuchProcess, ValueError):
+            alive = False
+        if not alive:
+            client.set_terminated(run.info.run_id, status="KILLED")
+            ended.append(run.info.run_id)
+    return ended
+
+
 @contextmanager
 def stage_run(stage: str, params: dict[str, Any], parent_run_id: str | None = None,
               run_name: str | None = None) -> Iterator[mlflow.ActiveRun]:
@@ -76,7 +108,9 @@ def stage_run(stage: str, params: dict[str, Any], parent_run_id: str | None = No
     """
     setup_tracking()
     parent_run_id = parent_run_id or os.environ.get(PARENT_RUN_ENV) or None
-    tags = {"transferflow.stage": stage}
+    if not parent_run_id:
+        end_orphaned_runs()
+    tags = {"transferflow.stage": stage, **_owner_tags()}
     with mlflow.start_run(run_name=run_name or stage, parent_run_id=parent_run_id, nested=bool(parent_run_id),
                           tags=tags) as run:
         mlflow.log_params(flatten(stage, params))
@@ -87,7 +121,8 @@ def stage_run(stage: str, params: dict[str, Any], parent_run_id: str | None = No
 def pipeline_run(run_name: str, tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
     """The parent run of one pipeline execution; its id is exported for stages in subprocesses."""
     setup_tracking()
-    with mlflow.start_run(run_name=run_name, tags={"transferflow.pipeline": "true", **(tags or {})}) as run:
+    end_orphaned_runs()
+    with mlflow.start_run(run_name=run_name, tags={"transferflow.pipeline": "true", **_owner_tags(), **(tags or {})}) as run:
         previous = os.environ.get(PARENT_RUN_ENV)
         os.environ[PARENT_RUN_ENV] = run.info.run_id
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Callable
 
@@ -11,6 +12,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from transferflow.config import FinetuneParams, TrainingParams
+from transferflow.errors import TrainingError
 
 
 def training_arguments(p: TrainingParams, output_dir: str, **overrides) -> TrainingArguments:
@@ -36,6 +38,7 @@ def training_arguments(p: TrainingParams, output_dir: str, **overrides) -> Train
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=False,
+        logging_nan_inf_filter=False,  # a NaN loss must show (and stop training: StopOnDivergence), not be averaged away
     )
     args |= overrides
     if args.get("bf16") and not torch.cuda.is_available():
@@ -61,6 +64,20 @@ class MlflowMetrics(TrainerCallback):
 
     def __init__(self, perplexity: bool = False):
         self.perplexity = perplexity
+
+
+class StopOnDivergence(TrainerCallback):
+    """Stop at the first log line whose loss or gradient norm is NaN or inf, naming the step and the
+    learning rate. Trainer itself carries on to the end and saves the wreck, which would then be
+    evaluated and registered. Hand-written: transformers has no such callback."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in ("loss", "grad_norm", "eval_loss"):
+            value = (logs or {}).get(key)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                lr = logs.get("learning_rate", args.learning_rate)
+                raise TrainingError(f"{key} is {value} at step {state.global_step} (learning rate {lr:g}): "
+                                    "training diverged; lower the learning rate")
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
@@ -170,5 +187,5 @@ def train_with_answers(model, tokenizer, train, validation, p: FinetuneParams, c
     collator = DataCollatorForSeq2Seq(tokenizer, model=model if model.config.is_encoder_decoder else None)
     trainer = AnswerTrainer(model=model, args=args, train_dataset=train, eval_dataset=validation,
                             data_collator=collator, score_validation=score_validation,
-                            callbacks=[MlflowMetrics(), EarlyStoppingCallback(p.early_stopping_patience)])
+                            callbacks=[MlflowMetrics(), StopOnDivergence(), EarlyStoppingCallback(p.early_stopping_patience)])
     return trainer, trainer.train()

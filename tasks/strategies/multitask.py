@@ -115,7 +115,7 @@ def fit(inputs: FitInputs, options: MultitaskOptions, out: Path) -> dict:
     from transferflow.files import load_prepared
     from transferflow.files import read_json
     from transferflow.metrics import classification_scores
-    from transferflow.training import MlflowMetrics, count_parameters, optimizer_state_mb, training_arguments
+    from transferflow.training import MlflowMetrics, StopOnDivergence, count_parameters, optimizer_state_mb, training_arguments
 
     p, task = inputs.params, inputs.task
     aux = load_prepared(inputs.prepared / "aux_task")
@@ -133,7 +133,7 @@ def fit(inputs: FitInputs, options: MultitaskOptions, out: Path) -> dict:
         eval_dataset={name: d["validation"] for name, d in zip(TASKS, data)},
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=lambda pred: classification_scores(pred.predictions.argmax(-1), pred.label_ids),
-        callbacks=[MlflowMetrics(), EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience)],
+        callbacks=[MlflowMetrics(), StopOnDivergence(), EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience)],
     )
     result = trainer.train()  # the best checkpoint (main-task validation) is reloaded at the end
     validation = [_scores(trainer, d["validation"]) for d in data]
