@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
@@ -24,8 +23,7 @@ from mlflow.tracking import MlflowClient
 from transferflow import model_card, registry
 from transferflow.config import Params
 from transferflow.files import read_json, write_json
-from transferflow.serving import EntityTagger, TextClassifier
-from transferflow.token_classification import is_token_classifier_folder
+from transferflow.serving import pyfunc_arguments
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
 
@@ -34,15 +32,13 @@ DATA_CARD = Path("artifacts/prepare/data_card.json")
 STAGE = StageSpec(
     name="register",
     params=("register",),
-    deps=("tasks/register.py", "transferflow/metrics", "transferflow/serving.py", "transferflow/models.py",
+    deps=("tasks/register.py", "transferflow/metrics", "transferflow/serving.py", "transferflow/served", "transferflow/models.py",
           "transferflow/token_classification.py", "transferflow/prompting.py", "transferflow/text_to_text.py",
           "transferflow/model_card.py", "transferflow/registry.py", "transferflow/gate.py", str(LEADERBOARD),
           "artifacts/prepare", "artifacts/finetune"),
     outs=(),
     metrics=("metrics/register.json",),
 )
-EXAMPLE = ["a gripping , funny film", "a dull , lifeless mess"]
-NER_EXAMPLE = ["EU rejects German call to boycott British lamb .", "Peter Blackburn"]
 
 
 def data_dvc_hash(dvc_file: Path = Path("data.dvc")) -> str:
@@ -91,17 +87,7 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
     with stage_run("register", p.model_dump(), parent_run_id) as run:
         mlflow.set_tags({f"transferflow.{k}": v for k, v in tags.items()})
         folder = Path("artifacts/finetune") / strategy / "model"
-        ner = is_token_classifier_folder(folder)  # a ner winner answers entity spans, not labels
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=EntityTagger() if ner else TextClassifier(),
-            artifacts={"model": str(folder)},
-            code_paths=[str(Path(__file__).resolve().parents[1] / "transferflow")],
-            input_example=NER_EXAMPLE if ner else EXAMPLE,
-            # every library transferflow/models.py may load a winner with (peft: prefix; skops: tfidf, features;
-            # seqeval: ner spans)
-            pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "torch", "transformers", "peft",
-                                                                    "scikit-learn", "skops", "seqeval")],
-        )
+        info = mlflow.pyfunc.log_model(name="model", **pyfunc_arguments(folder))
         client = MlflowClient()
         created = mlflow.register_model(info.model_uri, p.model_name, tags=tags)
         try:

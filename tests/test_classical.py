@@ -150,18 +150,17 @@ def test_evaluate_and_the_registered_pyfunc(classical, in_pretrained):
         assert set(served.predict(None, TEXTS)) <= {"negative", "positive"}
 
 
-def test_the_pyfunc_pickles_without_its_loaded_model(tmp_path):
-    """MLflow pickles the pyfunc after loading it for signature inference: a ModernBERT feature
-    extractor that has run (its output_hidden_states hooks hold a ContextVar) must still log."""
-    import pickle
-
-    import cloudpickle
+def test_a_modernbert_feature_extractor_logs_and_serves_without_a_pickle(tmp_path):
+    """MLflow loads the served model to infer its signature; an instance would then be cloudpickled,
+    loaded model and all, and a ModernBERT that has run with output_hidden_states does not pickle.
+    Models-from-code stores no pickle, and the saved model serves in a fresh process."""
     from sklearn.linear_model import LogisticRegression
     from transformers import AutoModel
 
+    from tests.helpers import predict_in_fresh_process
     from tests.test_strategies import tiny_model, tiny_texts, tiny_tokenizer
     from transferflow.models import pooled_hidden_states, save_sklearn
-    from transferflow.serving import TextClassifier
+    from transferflow.serving import pyfunc_arguments
 
     folder, texts = tmp_path / "model", tiny_texts()
     tiny_model("modernbert").base_model.save_pretrained(folder / "encoder")
@@ -171,9 +170,7 @@ def test_the_pyfunc_pickles_without_its_loaded_model(tmp_path):
     head = LogisticRegression().fit(features, [i % 2 for i in range(len(texts))])
     save_sklearn(folder, head, {"kind": "encoder_features", "layer": 1, "pooling": "mean", "max_length": 16,
                                 "label_names": ["negative", "positive"]})
-    served = TextClassifier()
-    served.load_context(SimpleNamespace(artifacts={"model": str(folder)}))
-    assert set(served.predict(None, texts)) <= {"negative", "positive"}
 
-    restored = pickle.loads(cloudpickle.dumps(served))
-    assert not hasattr(restored, "classifier")  # loaded again from the artifact, not from the pickle
+    mlflow.pyfunc.save_model(tmp_path / "served", **pyfunc_arguments(folder))
+    assert not list((tmp_path / "served").rglob("*.pkl"))
+    assert set(predict_in_fresh_process(str(tmp_path / "served"), texts)) <= {"negative", "positive"}
