@@ -44,8 +44,8 @@ class EncoderLayout:
     """Module names of one encoder architecture (config.model_type), for the adapters that pick
     modules by name (lora, ia3). peft has no default targets for ModernBERT."""
 
-    attention: tuple[str, ...]
-    """Attention projections that get LoRA adapters."""
+    lora_targets: tuple[str, ...]
+    """Modules that get LoRA adapters by default."""
     ia3_targets: str
     """Regex (full match) of the linear layers (IA)^3 rescales."""
     ia3_feedforward: str
@@ -57,11 +57,13 @@ class EncoderLayout:
 ENCODER_LAYOUTS = {
     # BERT's `output.dense` names both the attention output and the feed-forward down-projection;
     # (IA)^3 scales the second only (its input is the activation), hence the layer-anchored regex.
-    "bert": EncoderLayout(attention=("query", "value"), ia3_targets=r".*\.(key|value)|.*\.layer\.\d+\.output\.dense",
+    "bert": EncoderLayout(lora_targets=("query", "value"), ia3_targets=r".*\.(key|value)|.*\.layer\.\d+\.output\.dense",
                           ia3_feedforward=r".*\.layer\.\d+\.output\.dense",
                           head_linear=("pooler.dense",)),
-    # ModernBERT fuses q, k and v in one `Wqkv`: (IA)^3 rescales the three together.
-    "modernbert": EncoderLayout(attention=("Wqkv",), ia3_targets=r".*\.attn\.Wqkv|.*\.mlp\.Wo",
+    # ModernBERT fuses q, k and v in one `Wqkv`: (IA)^3 rescales the three together. LoRA adapts every
+    # linear layer and the token embeddings: on the demo's encoder (validation accuracy, one seed,
+    # r 8) attention alone gave 0.675, all linear layers 0.728, with the embeddings 0.857; full 0.852.
+    "modernbert": EncoderLayout(lora_targets=("Wqkv", "Wo", "Wi", "tok_embeddings"), ia3_targets=r".*\.attn\.Wqkv|.*\.mlp\.Wo",
                                 ia3_feedforward=r".*\.mlp\.Wo",
                                 head_linear=("head.dense",)),
 }

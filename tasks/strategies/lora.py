@@ -1,4 +1,4 @@
-"""lora: low-rank adapters on the attention projections through peft; the new head trains in full."""
+"""lora: low-rank adapters through peft (on the modules of transferflow/models.py:ENCODER_LAYOUTS); the new head trains in full."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ class LoraOptions(StrategyOptions):
     dropout: float = Field(0.1, ge=0, lt=1)
     """Dropout on the adapter input."""
     target_modules: list[str] | None = None
-    """Linear layers that get adapters; null: the encoder's attention projections (BERT's query and
-    value, ModernBERT's fused Wqkv: transferflow/models.py:ENCODER_LAYOUTS)."""
+    """Modules that get adapters; null: the family's default (BERT's query and value; ModernBERT's
+    linear layers and token embeddings: transferflow/models.py:ENCODER_LAYOUTS)."""
 
 
 def adapt(model, options: LoraOptions):
@@ -35,7 +35,7 @@ def adapt(model, options: LoraOptions):
     head = [m for m in layout.head_linear if any(n == m or n.endswith("." + m) for n in names)]
     config = LoraConfig(task_type=TaskType.TOKEN_CLS if tagger else TaskType.SEQ_CLS, r=options.r,
                         lora_alpha=options.alpha, lora_dropout=options.dropout,
-                        target_modules=list(options.target_modules or layout.attention),
+                        target_modules=list(options.target_modules or layout.lora_targets),
                         modules_to_save=head or None)
     return get_peft_model(model, config)
 
