@@ -4,9 +4,10 @@
 
 Each stage is cached on its params and the content of its inputs (StageSpec.cache_key), so a re-run
 with nothing changed skips pretraining (and everything else) and says so; a stage whose outputs were
-deleted, or rewritten by a run with other params or data, runs again (StageSpec.cached_outputs_intact). One MLflow parent run per
-flow run, a child run per stage and per strategy. It ends with the promotion gate (tasks/promote.py),
-never cached, so a scheduled run (`transferflow schedule`) promotes on its own or leaves the champion.
+deleted, or rewritten by a run with other params or data, runs again (StageSpec.cached_outputs_intact).
+One MLflow parent run per flow run, a child run per stage and per strategy. It ends with the promotion
+gate (tasks/promote.py), never cached, so a scheduled run (`transferflow schedule`) promotes on its own
+or leaves the champion.
 """
 
 from __future__ import annotations

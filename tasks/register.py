@@ -32,10 +32,10 @@ DATA_CARD = Path("artifacts/prepare/data_card.json")
 STAGE = StageSpec(
     name="register",
     params=("register",),
-    deps=("tasks/register.py", "transferflow/metrics", "transferflow/serving.py", "transferflow/served", "transferflow/models.py",
-          "transferflow/token_classification.py", "transferflow/prompting.py", "transferflow/text_to_text.py",
-          "transferflow/model_card.py", "transferflow/registry.py", "transferflow/gate.py", str(LEADERBOARD),
-          "artifacts/prepare", "artifacts/finetune"),
+    deps=("tasks/register.py", "transferflow/metrics", "transferflow/serving.py", "transferflow/served",
+          "transferflow/models.py", "transferflow/token_classification.py", "transferflow/prompting.py",
+          "transferflow/text_to_text.py", "transferflow/model_card.py", "transferflow/registry.py",
+          "transferflow/gate.py", str(LEADERBOARD), "artifacts/prepare", "artifacts/finetune"),
     outs=(),
     metrics=("metrics/register.json",),
 )
@@ -81,8 +81,9 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
     rows = read_json(LEADERBOARD)
     best = max(rows, key=lambda r: r[f"validation_{p.metric}"])
     strategy = best["strategy"]
-    tags = {"strategy": strategy, "data_hash": data_hash(), "data_dvc_hash": data_dvc_hash(), "git_commit": git_commit(),
-            "params_hash": params_hash(params), f"validation_{p.metric}": str(best[f"validation_{p.metric}"]),
+    tags = {"strategy": strategy, "data_hash": data_hash(), "data_dvc_hash": data_dvc_hash(),
+            "git_commit": git_commit(), "params_hash": params_hash(params),
+            f"validation_{p.metric}": str(best[f"validation_{p.metric}"]),
             f"test_{p.metric}": str(best[f"test_{p.metric}"])}
     with stage_run("register", p.model_dump(), parent_run_id) as run:
         mlflow.set_tags({f"transferflow.{k}": v for k, v in tags.items()})

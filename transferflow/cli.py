@@ -29,10 +29,10 @@ from transferflow.errors import TransferflowError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
 
-def _fail(message: str, code: int = 1) -> None:
-    """One `error:` line and the exit code: 2 for bad params (usage), 1 for any other failure."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
+def _fail(problem: str | TransferflowError, code: int = 1) -> None:
+    """One `error:` line and the exit code: the error's own (2 for bad params, a usage error), else 1."""
+    typer.secho(f"error: {problem}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(getattr(problem, "exit_code", code))
 
 
 @app.command()
@@ -47,13 +47,13 @@ def run(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help=
         load_params(params)
         setup_tracking()
     except TransferflowError as err:
-        _fail(str(err), err.exit_code)
+        _fail(err)
     from flows.pipeline import pipeline
 
     try:
         result = pipeline(params_file=str(params), data_efficiency=data_efficiency)
     except TransferflowError as err:
-        _fail(str(err), err.exit_code)
+        _fail(err)
     _print_leaderboard(LEADERBOARD)
     _print_models(load_params(params).register.model_name)
     if result["data_efficiency"]:
@@ -94,11 +94,10 @@ def _print_leaderboard(path: Path) -> None:
 def models(name: str = typer.Option(None, help="registered model name (default: register.model_name)"),
            params: Path = typer.Option(Path("params.yaml"), "--params", "-p")) -> None:
     """Print the registered model's versions with their aliases and tags, and who held @champion when."""
-
     try:
         _print_models(_model_name(name, params))
     except TransferflowError as err:
-        _fail(str(err), err.exit_code)
+        _fail(err)
 
 
 def _model_name(name: str | None, params: Path) -> str:
@@ -158,7 +157,7 @@ def promote(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", h
 
         result = promote_flow(params_file=str(params))
     except TransferflowError as err:
-        _fail(str(err), err.exit_code)
+        _fail(err)
     typer.echo(result.get("table") or "")
     typer.echo(summary(result))
 
@@ -178,7 +177,7 @@ def rollback(name: str = typer.Option(None, help="registered model name (default
         setup_tracking()
         entry = registry.rollback(MlflowClient(), model, reason=reason)
     except TransferflowError as err:
-        _fail(str(err), err.exit_code)
+        _fail(err)
     was = entry["previous"]
     typer.echo(f"{model}: @champion v{was} -> v{entry['version']} (v{was} marked rolled back)")
 
@@ -204,7 +203,7 @@ def schedule(cron: str = typer.Option(None, help='cron schedule, e.g. "0 3 * * *
                        f"({'cron ' + cron if cron else f'every {interval:g} s'}); Ctrl-C stops")
             serve_training(str(params), cron=cron, interval=interval, name=name)
     except TransferflowError as err:
-        _fail(str(err), err.exit_code)
+        _fail(err)
     except KeyboardInterrupt:
         typer.echo("stopped")
 
@@ -226,7 +225,7 @@ def serve(name: str = typer.Option(None, help="registered model name (default: r
         setup_tracking()
         held = registry.version_by_alias(MlflowClient(), model, alias)
     except TransferflowError as err:
-        _fail(str(err), err.exit_code)
+        _fail(err)
     if held is None:
         _fail(f"no version of {model!r} holds @{alias}: run the pipeline first (`transferflow run`)")
     typer.echo(f"serving {model} v{held.version} (@{alias}) on http://{host}:{port}/invocations")
@@ -258,7 +257,7 @@ def predict(file: Path = typer.Argument(..., help=".csv/.tsv with a text or sent
         if registry.version_by_alias(MlflowClient(), model, alias) is None:
             _fail(f"no version of {model!r} holds @{alias}: run the pipeline first (`transferflow run`)")
     except (TransferflowError, ValueError) as err:
-        _fail(str(err), getattr(err, "exit_code", 1))
+        _fail(err)
     labels = scoring.predict_texts(scoring.model_uri(model, alias), texts)
     if output:
         with open(output, "w", newline="") as out:
@@ -291,7 +290,7 @@ def check_params(path: Path = typer.Argument(Path("params.yaml")),
     try:
         load_params(path)
     except TransferflowError as err:
-        _fail(str(err), err.exit_code)
+        _fail(err)
     typer.echo(f"{path}: ok")
 
 

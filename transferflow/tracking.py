@@ -83,7 +83,7 @@ def end_orphaned_runs() -> list[str]:
     experiment = mlflow.get_experiment_by_name(os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
     if experiment is None:
         return ended
-    host = socket.gethostname().replace("'", "")
+    host = socket.gethostname()
     for run in client.search_runs([experiment.experiment_id], max_results=1000,
                                   filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"):
         pid = int(run.data.tags.get(PID_TAG, "0"))
