@@ -40,7 +40,7 @@ STAGE = StageSpec(
     name="data_efficiency",
     params=("data_efficiency", "finetune"),
     deps=("tasks/data_efficiency.py", "transferflow/metrics", "tasks/finetune.py", "tasks/evaluate.py",
-          "tasks/strategies", "transferflow/training.py", "transferflow/models.py",
+          "tasks/strategies", "transferflow/gate.py", "transferflow/training.py", "transferflow/models.py",
           "transferflow/token_classification.py", "transferflow/prompting.py", "transferflow/text_to_text.py",
           str(TASK), str(TOKENIZER), str(PRETRAINED)),
     outs=(str(OUT),),

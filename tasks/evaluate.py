@@ -24,6 +24,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 from transferflow.config import Params
 from transferflow.files import atomic_dir, load_prepared, read_json, write_json, write_text
+from transferflow.gate import majority_label
 from transferflow.metrics import classification_scores
 from transferflow.models import load_classifier
 from transferflow.token_classification import TAGS, is_tagging, tag_scores
@@ -36,7 +37,7 @@ OUT = Path("artifacts/evaluate")
 STAGE = StageSpec(
     name="evaluate",
     params=("evaluate", "finetune.strategies", "register.metric"),
-    deps=("tasks/evaluate.py", "transferflow/metrics", "transferflow/models.py",
+    deps=("tasks/evaluate.py", "transferflow/metrics", "transferflow/gate.py", "transferflow/models.py",
           "transferflow/token_classification.py", "transferflow/prompting.py", "transferflow/text_to_text.py",
           str(TASK), str(FINETUNED)),
     outs=(str(OUT),),
@@ -44,7 +45,7 @@ STAGE = StageSpec(
     plots=("plots/confusion.csv", "plots/leaderboard.csv"),
 )
 COLUMNS = ["strategy", "validation_accuracy", "validation_f1", "test_accuracy", "test_f1", "test_precision",
-           "test_recall", "trainable_params", "trainable_pct", "train_seconds", "peak_memory_mb", "optimizer_state_mb", "stored_mb"]
+           "test_recall", "beats_majority", "trainable_params", "trainable_pct", "train_seconds", "peak_memory_mb", "optimizer_state_mb", "stored_mb"]
 
 
 def predict(model_dir: Path, texts: list[str], batch_size: int) -> np.ndarray:
@@ -63,6 +64,14 @@ def score_split(model_dir: Path, split, batch_size: int) -> tuple[dict, dict, li
     pred = load_classifier(model_dir, batch_size).predict_tags(split["tokens"])  # a TokenTagger
     scores, by_type = tag_scores(pred, [[names[t] for t in tags] for tags in split[TAGS]])
     return scores, by_type, [t for tags in split[TAGS] for t in tags], [index[t] for tags in pred for t in tags]
+
+
+def majority_class(task) -> tuple[int, dict[str, dict]]:
+    """The train split's most frequent label, and its scores on validation and test when predicted for
+    every row: the floor a strategy that learned anything must clear."""
+    label = majority_label(task["train"]["label"])
+    return label, {split: classification_scores([label] * len(task[split]), task[split]["label"])
+                   for split in ("validation", "test")}
 
 
 def leaderboard_markdown(rows: list[dict], notes: dict[str, list[str]] | None = None) -> str:
@@ -116,11 +125,17 @@ def main(params: Params, parent_run_id: str | None = None) -> list[dict]:
         ner = is_tagging(task["test"])
         label_names = task["test"].features[TAGS].feature.names if ner else task["test"].features["label"].names
         rows, predictions, references, notes = [], {}, {}, {}
+        if not ner:
+            majority, floor = majority_class(task)
+            notes["majority class"] = [
+                f"predicting {label_names[majority]!r} for every row scores validation {selection} "
+                f"{floor['validation'][selection]:.4f}, test {floor['test'][selection]:.4f}; a strategy not above "
+                "it (beats_majority NO) learned nothing from the text, and the promotion gate refuses it"]
         for name in params.finetune.strategies:
             folder = FINETUNED / name
             if not (folder / "summary.json").is_file():
                 raise FileNotFoundError(f"{folder} has no finished model: run the finetune stage for {name!r}")
-            row: dict = {"strategy": name}
+            row: dict = {"strategy": name, "beats_majority": "-"}
             for split in ("validation", "test"):
                 scores, by_type, references[split], predictions[(name, split)] = score_split(
                     folder / "model", task[split], p.batch_size)
@@ -133,6 +148,8 @@ def main(params: Params, parent_run_id: str | None = None) -> list[dict]:
             # .get: summaries written before a column existed still make a row (blank there)
             row |= {k: summary.get(k) for k in ("trainable_params", "trainable_pct", "train_seconds",
                                                 "peak_memory_mb", "optimizer_state_mb", "stored_mb")}
+            if not ner:  # validation, where strategies are chosen; the gate has the same floor on test
+                row["beats_majority"] = "yes" if row[f"validation_{selection}"] > floor["validation"][selection] else "NO"
             rows.append(row)
         rows.sort(key=lambda r: r[f"validation_{selection}"], reverse=True)
         best = rows[0]["strategy"]

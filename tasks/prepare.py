@@ -87,11 +87,27 @@ def check_classes(raw: datasets.DatasetDict, p: PrepareParams) -> None:
                                 f"{', '.join(few)}, need {MIN_ROWS_PER_CLASS} or more rows each")
 
 
+GLUE_FILES = {"train": "train.tsv", "test": "dev.tsv"}
+"""The file each split of a local GLUE folder comes from, to name it in an error."""
+
+
+def check_label_ids(raw: datasets.DatasetDict, p: PrepareParams) -> datasets.DatasetDict:
+    """Every label an integer id of p.label_names; an error names the first bad row (its file line)."""
+    valid = {str(i): i for i in range(len(p.label_names))}
+    for split, ds in raw.items():
+        bad = [(row, y) for row, y in enumerate(ds["label"]) if str(y) not in valid]
+        if bad:
+            row, y = bad[0]
+            where = (f"{p.task_source}/{GLUE_FILES[split]}:{row + 2}" if split in GLUE_FILES and
+                     Path(p.task_source).is_dir() else f"{p.task_source} {split} row {row}")
+            raise DataError(f"{where}: label {y!r} is not an id of prepare.label_names {p.label_names} "
+                            f"(0..{len(valid) - 1}); {len(bad)} such row(s) in {split}")
+    # a column with a bad value was read as strings; once every value is a valid id, make it ints
+    return raw.map(lambda e: {"label": valid[str(e["label"])]}) if raw["train"].features["label"].dtype == "string" else raw
+
+
 def prepare_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
-    raw = load_glue_task(p.task_source)
-    bad = sorted({y for split in raw.values() for y in split["label"]} - set(range(len(p.label_names))))
-    if bad:
-        raise DataError(f"{p.task_source}: labels {bad} are outside 0..{len(p.label_names) - 1} ({p.label_names})")
+    raw = check_label_ids(load_glue_task(p.task_source), p)
     labels = datasets.ClassLabel(names=p.label_names)
     raw = raw.map(_normalise).filter(lambda e: bool(e["text"])).cast_column("label", labels)
     check_classes(raw, p)
@@ -196,6 +212,10 @@ def prepare_corpus(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
         return {"text": [t for t in lines if len(t) >= p.min_corpus_chars and not t.startswith("=")]}
 
     corpus = raw.map(clean, batched=True, remove_columns=raw["train"].column_names)
+    for split, ds in corpus.items():
+        if not len(ds):
+            raise DataError(f"{p.corpus_source} {split}: the corpus has no line of {p.min_corpus_chars} or more "
+                            "characters (prepare.min_corpus_chars) to pretrain on")
     if p.max_corpus_lines and len(corpus["train"]) > p.max_corpus_lines:
         corpus["train"] = corpus["train"].shuffle(seed=p.seed).select(range(p.max_corpus_lines))
     card = {

@@ -28,6 +28,7 @@ from transferflow.config import Params
 from transferflow.errors import TransferflowError
 from transferflow.files import load_prepared, write_json
 from transferflow.stage import StageSpec, stage_cli
+from transferflow.token_classification import is_tagging
 from transferflow.tracking import setup_tracking, stage_run
 
 TASK = Path("artifacts/prepare/task")
@@ -81,7 +82,9 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
                                          f"({tags.get('gate.decision')}, run {tags.get('gate.run_id')})"})
 
     with stage_run("promote", p.model_dump() | {"model_name": name}, parent_run_id) as run:
-        test = load_prepared(TASK)["test"]
+        task = load_prepared(TASK)
+        test = task["test"]
+        majority = None if is_tagging(test) else gate.majority_label(task["train"]["label"])
         # Versions, not aliases: the numbers must belong to the versions the decision is about. A ner task
         # is judged per sentence (gate.NER): entity F1, token accuracy, McNemar on exact entity sets.
         def score(version: str):  # (scoring, labels, predictions) of one version on test
@@ -91,7 +94,8 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         scoring, labels, challenger_preds = score(challenger_v)
         result = gate.compare(labels, score(champion_v)[2] if champion_v else None, challenger_preds,
                               metric=p.metric, margin=p.margin, min_scores=p.min_scores, test=p.test,
-                              alpha=p.alpha, n_resamples=p.bootstrap_resamples, seed=p.seed, scoring=scoring)
+                              alpha=p.alpha, n_resamples=p.bootstrap_resamples, seed=p.seed, scoring=scoring,
+                              majority_class=majority)
         rolled_back = tags.get(registry.ROLLED_BACK_TAG)
         result.checks.append(gate.Check("never rolled back", "not rolled back",
                                         f"rolled back {rolled_back}" if rolled_back else "no", not rolled_back))

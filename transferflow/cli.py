@@ -12,11 +12,16 @@
     transferflow predict FILE                 score a file of texts with @champion
     transferflow strategies                   registered fine-tuning strategies and their options
     transferflow check-params [FILE]          validate a params file against the schema
+
+An error a user can cause (params, data, a server that is down, a disk that is full or read-only) ends
+in one `error:` line and exit code 2 (bad params or usage) or 1; `transferflow --verbose ...` also
+prints its traceback and Prefect's failure logs.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -29,10 +34,52 @@ from transferflow.errors import TransferflowError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
 
-def _fail(problem: str | TransferflowError, code: int = 1) -> None:
+VERBOSE = False
+"""--verbose: tracebacks and Prefect's failure logs too, not only the one `error:` line."""
+
+
+class _FailureLogs(logging.Filter):
+    """Prefect logs a failing task or flow with its traceback, then its Failed state, at each level it
+    passes through; the CLI reports the same error once, as one line. Without --verbose those records
+    are dropped (the rest of Prefect's log, retries included, stays). An unexpected error (a bug)
+    still ends in Python's traceback, since the CLI does not catch it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.exc_info and not record.getMessage().startswith("Finished in state Failed")
+
+
+@app.callback()
+def _options(verbose: bool = typer.Option(False, "--verbose", "-v",
+                                          help="on an error, print its traceback and Prefect's failure logs")) -> None:
+    global VERBOSE
+    VERBOSE = verbose
+    if not verbose:
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).addFilter(_FailureLogs())
+
+
+def _fail(problem: str | Exception, code: int = 1) -> None:
     """One `error:` line and the exit code: the error's own (2 for bad params, a usage error), else 1."""
+    if VERBOSE and isinstance(problem, BaseException):
+        import traceback
+
+        traceback.print_exception(problem)
+    if isinstance(problem, OSError) and not isinstance(problem, ConnectionError):
+        problem = _os_problem(problem)
     typer.secho(f"error: {problem}", fg=typer.colors.RED, err=True)
     raise typer.Exit(getattr(problem, "exit_code", code))
+
+
+def _os_problem(err: OSError) -> str:
+    """A full disk or a read-only folder, in words, naming the path: `OSError.__str__` leads with its errno."""
+    hint = {28: ": free some space, or point artifacts/ at a bigger disk",
+            30: ": the workspace must be writable"}.get(err.errno, "")
+    return f"{err.strerror or err}: {err.filename or 'a file'}{hint}"
+
+
+USER_ERRORS = (TransferflowError, OSError)
+"""What the commands turn into one line: transferflow's own errors, and the file system's (a full disk,
+a read-only folder) that any stage may hit."""
 
 
 @app.command()
@@ -52,7 +99,7 @@ def run(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help=
 
     try:
         result = pipeline(params_file=str(params), data_efficiency=data_efficiency)
-    except TransferflowError as err:
+    except USER_ERRORS as err:
         _fail(err)
     _print_leaderboard(LEADERBOARD)
     _print_models(load_params(params).register.model_name)
@@ -228,6 +275,10 @@ def serve(name: str = typer.Option(None, help="registered model name (default: r
         _fail(err)
     if held is None:
         _fail(f"no version of {model!r} holds @{alias}: run the pipeline first (`transferflow run`)")
+    try:  # load it here first: a damaged model is one line, not a server that dies while starting
+        scoring.load_served(scoring.model_uri(model, alias))
+    except TransferflowError as err:
+        _fail(err)
     typer.echo(f"serving {model} v{held.version} (@{alias}) on http://{host}:{port}/invocations")
     try:
         raise typer.Exit(subprocess.call(scoring.serve_command(scoring.model_uri(model, alias), host, port),
@@ -258,7 +309,10 @@ def predict(file: Path = typer.Argument(..., help=".csv/.tsv with a text or sent
             _fail(f"no version of {model!r} holds @{alias}: run the pipeline first (`transferflow run`)")
     except (TransferflowError, ValueError) as err:
         _fail(err)
-    labels = scoring.predict_texts(scoring.model_uri(model, alias), texts)
+    try:
+        labels = scoring.predict_texts(scoring.model_uri(model, alias), texts)
+    except TransferflowError as err:
+        _fail(err)
     if output:
         with open(output, "w", newline="") as out:
             scoring.write_predictions(texts, labels, out)

@@ -10,15 +10,44 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from transferflow.errors import ParamsError  # noqa: F401 (raised here; callers import it from here too)
 
 
-class Section(BaseModel):
+def _types(annotation: Any) -> set:
+    """Every type named in an annotation: `int | None` -> {int, NoneType}."""
+    args = get_args(annotation)
+    return {t for arg in args for t in _types(arg)} if args else {annotation}
+
+
+class NoBoolNumbers(BaseModel):
+    """YAML reads `max_steps: true` as a bool, and pydantic (lax) would take it as 1 for an int field:
+    refused here, for every field that holds a number and not a bool. Lax mode stays on otherwise,
+    since PyYAML reads `1e-3` (no dot) as a string that must still parse as a float."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info) -> Any:
+        types = _types(cls.model_fields[info.field_name].annotation)
+        if isinstance(value, bool) and bool not in types and types & {int, float}:
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
+
+
+class NestedKeyError(ValueError):
+    """A validator's error about a key below its own field (finetune.options.<strategy>.<key>), so
+    load_params reports the whole path rather than the field's."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"{key}: {problem}")
+        self.key, self.problem = key, problem
+
+
+class Section(NoBoolNumbers):
     """Base of every section: unknown keys and wrong types are rejected, docstrings are descriptions."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
@@ -197,8 +226,8 @@ class PromptParams(Section):
 
 
 class FinetuneParams(TrainingParams):
-    strategies: list[str] = ["scratch", "full", "lora"]
-    """Fine-tuning strategies to run and compare; each is a file under tasks/strategies/."""
+    strategies: list[str] = Field(["scratch", "full", "lora"], min_length=1)
+    """Fine-tuning strategies to run and compare (at least one); each is a file under tasks/strategies/."""
     max_length: int = Field(64, ge=8)
     """Task inputs are truncated to this many tokens."""
     pooling: Literal["cls", "mean"] | None = None
@@ -229,7 +258,12 @@ class FinetuneParams(TrainingParams):
         for name in {*self.strategies, *self.options}:
             get_strategy(name)  # raises, listing the registered names
         for name, opts in self.options.items():
-            get_strategy(name).Options.model_validate(opts)
+            try:
+                get_strategy(name).Options.model_validate(opts)
+            except ValidationError as err:
+                first = err.errors()[0]
+                raise NestedKeyError(".".join(str(k) for k in ("options", name, *first["loc"])),
+                                     first["msg"].removeprefix("Value error, ")) from None
         return self
 
 
@@ -347,6 +381,13 @@ class Params(Section):
         return self
 
 
+def _key_and_problem(error: dict) -> tuple[str, str]:
+    key, problem = ".".join(str(p) for p in error["loc"]), error["msg"].removeprefix("Value error, ")
+    if isinstance(nested := error.get("ctx", {}).get("error"), NestedKeyError):
+        key, problem = ".".join(part for part in (key, nested.key) if part), nested.problem
+    return key, problem
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate a params file; every problem is reported with its dotted key."""
     path = Path(path)
@@ -360,8 +401,5 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         return Params.model_validate(raw)
     except ValidationError as err:
         # A check across sections has no key of its own (its message names the keys): no "<root>: ".
-        problems = "; ".join(
-            ": ".join(part for part in (".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, ")) if part)
-            for e in err.errors()
-        )
+        problems = "; ".join(": ".join(part for part in _key_and_problem(e) if part) for e in err.errors())
         raise ParamsError(f"{path}: {problems}") from None

@@ -29,6 +29,40 @@ def _require_files(folder: Path, names: list[str]) -> list[Path]:
     return paths
 
 
+def read_text_file(path: Path) -> str:
+    """A file's text, or a DataError naming the file (and the line) when it is binary or not UTF-8."""
+    data = path.read_bytes()
+    if b"\0" in data:
+        raise DataError(f"{path} is binary (it holds NUL bytes), not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 (byte {data[err.start]:#04x} at offset {err.start}); "
+                        "save the file as UTF-8") from None
+
+
+def check_tsv(path: Path, columns: tuple[str, ...]) -> None:
+    """Refuse an empty, binary, non-UTF-8 or ragged tab-separated file with its path and line.
+
+    Hand-written: datasets' csv builder reports each of these as a pandas error naming neither the file
+    nor the line (and a row with no tab comes back as a row with an empty label).
+    """
+    text = read_text_file(path)
+    if not text.strip():
+        raise DataError(f"{path} is empty: expected a header line ({'<TAB>'.join(columns)}) and rows")
+    lines = text.rstrip("\n").split("\n")
+    header = lines[0].rstrip("\r").split("\t")
+    if not set(columns) <= set(header):
+        raise DataError(f"{path}: expected columns {', '.join(columns)}; found {header}")
+    if len(lines) < 2:
+        raise DataError(f"{path} has a header and no rows")
+    for number, line in enumerate(lines[1:], start=2):
+        if (fields := line.count("\t") + 1) != len(header):
+            raise DataError(f"{path}:{number}: expected {len(header)} tab-separated fields "
+                            f"({'<TAB>'.join(header)}), found {fields}: {line[:80]!r}")
+
+
 def load_glue_task(source: str) -> datasets.DatasetDict:
     """A GLUE single-sentence task as {train, test} with columns `text`, `label`.
 
@@ -37,6 +71,8 @@ def load_glue_task(source: str) -> datasets.DatasetDict:
     """
     if _is_local(source):
         train, dev = _require_files(Path(source), ["train.tsv", "dev.tsv"])
+        for path in (train, dev):
+            check_tsv(path, ("sentence", "label"))
         try:
             raw = datasets.load_dataset(
                 "csv", data_files={"train": str(train), "test": str(dev)}, delimiter="\t",
@@ -154,6 +190,9 @@ def load_text_corpus(source: str) -> datasets.DatasetDict:
     """Unlabelled text as {train, validation} with one column `text` (one paragraph per row)."""
     if _is_local(source):
         train, valid = _require_files(Path(source), ["train.txt", "valid.txt"])
+        for path in (train, valid):  # datasets' text builder fails on an empty file without naming it
+            if not read_text_file(path).strip():
+                raise DataError(f"{path} is empty: the corpus needs one paragraph of text per line")
         raw = datasets.load_dataset("text", data_files={"train": str(train), "validation": str(valid)})
     else:
         name, _, config = source.partition("/")

@@ -2,7 +2,7 @@
 
     from transferflow.gate import compare
     result = compare(labels, champion_preds, challenger_preds, metric="accuracy", margin=0.01,
-                     min_scores={"accuracy": 0.8}, test="mcnemar", alpha=0.05)
+                     min_scores={"accuracy": 0.8}, test="mcnemar", alpha=0.05, majority_class=0)
     result.promote       # True only when every check passed
     print(result.table())  # the side-by-side markdown table behind the decision
 
@@ -212,17 +212,35 @@ def paired_bootstrap(labels: Sequence[int], champion: Sequence[int], challenger:
     return Score(float(diff(y, a, b)), float(ci.low), float(ci.high)), float(p)
 
 
+def majority_label(train_labels: Sequence[int]) -> int:
+    """The most frequent label of a training split (the smallest id on a tie): the model that learned
+    nothing predicts it for every row."""
+    counts = np.bincount(np.asarray(train_labels))
+    return int(np.argmax(counts))
+
+
 def compare(labels: Sequence[int], champion: Sequence[int] | None, challenger: Sequence[int], *,
             metric: Metric = "accuracy", margin: float = 0.0, min_scores: dict[str, float] | None = None,
             test: Literal["mcnemar", "bootstrap"] = "mcnemar", alpha: float = 0.05,
-            n_resamples: int = RESAMPLES, seed: int = 0, scoring: Scoring = CLASSIFICATION) -> GateResult:
-    """Run every gate on the same test rows; `champion=None` (no champion yet) checks the floors only."""
+            n_resamples: int = RESAMPLES, seed: int = 0, scoring: Scoring = CLASSIFICATION,
+            majority_class: int | None = None) -> GateResult:
+    """Run every gate on the same test rows; `champion=None` (no champion yet) checks the floors only.
+
+    `majority_class` (a label id, the train split's most frequent): the challenger must score above
+    predicting it for every row, so a model that learned nothing never becomes champion, whatever
+    `min_scores` says.
+    """
     min_scores = min_scores or {}
     scored = lambda preds: {m: score_ci(labels, preds, m, n_resamples, seed, scoring)  # noqa: E731
                             for m in scoring.metrics}
     new = scored(challenger)
     checks = [Check(f"min test {m}", f">= {floor:.4f}", f"{new[m].value:.4f}", new[m].value >= floor)
               for m, floor in sorted(min_scores.items())]
+    if majority_class is not None:
+        y = _arrays(labels)[0]
+        floor = float(scoring.metrics[metric](y, np.full_like(y, majority_class)))
+        checks.append(Check(f"{metric} above the majority class", f"> {floor:.4f} (always label {majority_class})",
+                            f"{new[metric].value:.4f}", new[metric].value > floor))
     if champion is None:
         return GateResult(metric, None, new, None, test, None, "no champion to compare with", checks)
     old = scored(champion)

@@ -10,9 +10,12 @@ no network needed), bound to 127.0.0.1 unless told otherwise.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import sys
 from pathlib import Path
+
+from transferflow.errors import RegistryError
 
 TEXT_COLUMNS = ("text", "sentence")
 """Columns read from a .csv/.tsv file, first match wins; other files hold one text per line."""
@@ -36,15 +39,17 @@ def serve_command(uri: str, host: str = "127.0.0.1", port: int = 5000, workers: 
 
 def read_texts(path: Path) -> list[str]:
     """Texts from a .csv/.tsv with a `text` or `sentence` column, or one per line from any other file."""
+    from transferflow.data import read_text_file
+
+    text = read_text_file(path)
     if path.suffix in (".csv", ".tsv"):
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",",
-                                       quoting=csv.QUOTE_NONE if path.suffix == ".tsv" else csv.QUOTE_MINIMAL))
+        rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix == ".tsv" else ",",
+                                   quoting=csv.QUOTE_NONE if path.suffix == ".tsv" else csv.QUOTE_MINIMAL))
         column = next((c for c in TEXT_COLUMNS if rows and c in rows[0]), None)
         if column is None:
             raise ValueError(f"{path} has no column named {' or '.join(TEXT_COLUMNS)}")
         return [r[column] for r in rows]
-    return [line for line in path.read_text().splitlines() if line.strip()]
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def predict_texts(uri: str, texts: list[str]) -> list[str]:
@@ -52,9 +57,21 @@ def predict_texts(uri: str, texts: list[str]) -> list[str]:
     model's entity spans per text come as JSON."""
     import json
 
+    return [a if isinstance(a, str) else json.dumps(a) for a in load_served(uri).predict(texts)]
+
+
+def load_served(uri: str):
+    """The pyfunc model at `uri`, or one RegistryError line when its files cannot be loaded (deleted,
+    truncated or edited in the artifact store): the server and `predict` fail before serving anything."""
     import mlflow.pyfunc
 
-    return [a if isinstance(a, str) else json.dumps(a) for a in mlflow.pyfunc.load_model(uri).predict(texts)]
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except Exception as err:  # noqa: BLE001 (whatever broke in the files, the user needs the same advice)
+        detail = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+        raise RegistryError(f"{uri} cannot be loaded ({type(err).__name__}: {detail}); its files in the "
+                            "artifact store are damaged or incomplete (`transferflow rollback` gives "
+                            "@champion back to the previous version)") from err
 
 
 def write_predictions(texts: list[str], labels: list[str], out) -> None:

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from torch import nn
+
+from transferflow.config import NoBoolNumbers
 
 if TYPE_CHECKING:  # datasets is slow to import and only the fit hook's signature names it
     import datasets
@@ -27,7 +29,7 @@ ENCODER_FAMILIES = ("bert", "modernbert")
 """The encoder families (pretrain.family): the default of Strategy.families."""
 
 
-class StrategyOptions(BaseModel):
+class StrategyOptions(NoBoolNumbers):
     """Options every strategy accepts; a strategy subclasses this to add its own."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
