@@ -84,7 +84,7 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
     with stage_run("promote", p.model_dump() | {"model_name": name}, parent_run_id) as run:
         task = load_prepared(TASK)
         test = task["test"]
-        majority = None if is_tagging(test) else gate.majority_label(task["train"]["label"])
+        majority = None if is_tagging(test) or not p.beat_majority else gate.majority_label(task["train"]["label"])
         # Versions, not aliases: the numbers must belong to the versions the decision is about. A ner task
         # is judged per sentence (gate.NER): entity F1, token accuracy, McNemar on exact entity sets.
         def score(version: str):  # (scoring, labels, predictions) of one version on test

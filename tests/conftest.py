@@ -27,6 +27,8 @@ def offline(tmp_path_factory):
         "HF_HOME": str(home / "hf"),
         "PREFECT_HOME": str(home / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # the ephemeral server's first start migrates its database: over 20 s (the default) on a busy 2-core box
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
         "TOKENIZERS_PARALLELISM": "false",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from transferflow.gate import METRICS, compare, mcnemar, paired_bootstrap, score_ci
+from transferflow.gate import METRICS, compare, majority_label, mcnemar, paired_bootstrap, score_ci
 
 
 def pairs(both: int, champion_only: int, challenger_only: int, neither: int):
@@ -101,3 +101,13 @@ def test_table_shows_both_models_and_every_check():
     assert "| champion v1 | challenger v2 |" in table
     assert "| accuracy | 0.7600 [" in table and "| f1 |" in table
     assert table.count("| yes |") == 3
+
+
+def test_a_model_no_better_than_the_majority_class_cannot_pass():
+    labels = [0] * 70 + [1] * 30
+    always_zero = [0] * 100  # 0.70: the majority class, whatever the floor in min_scores allows
+    result = compare(labels, None, always_zero, min_scores={"accuracy": 0.5}, majority_class=majority_label(labels))
+    assert not result.promote
+    assert [c.passed for c in result.checks] == [True, False]
+    better = [0] * 70 + [1] * 20 + [0] * 10  # 0.90
+    assert compare(labels, None, better, majority_class=0).promote

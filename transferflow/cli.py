@@ -53,6 +53,9 @@ def _options(verbose: bool = typer.Option(False, "--verbose", "-v",
                                           help="on an error, print its traceback and Prefect's failure logs")) -> None:
     global VERBOSE
     VERBOSE = verbose
+    # The local ephemeral server's first start migrates its database; on 2 busy cores that can take
+    # longer than Prefect's 20 s default (seen in the test suite). Read when prefect is first imported.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if not verbose:
         for name in ("prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).addFilter(_FailureLogs())
@@ -74,7 +77,7 @@ def _os_problem(err: OSError) -> str:
     """A full disk or a read-only folder, in words, naming the path: `OSError.__str__` leads with its errno."""
     hint = {28: ": free some space, or point artifacts/ at a bigger disk",
             30: ": the workspace must be writable"}.get(err.errno, "")
-    return f"{err.strerror or err}: {err.filename or 'a file'}{hint}"
+    return f"{err.strerror or err}: {err.filename or 'writing under the workspace'}{hint}"
 
 
 USER_ERRORS = (TransferflowError, OSError)

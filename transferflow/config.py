@@ -289,6 +289,10 @@ class PromoteParams(Section):
     must also be above zero: an equal challenger never replaces the champion."""
     min_scores: dict[Literal["accuracy", "f1"], Annotated[float, Field(ge=0, le=1)]] = {}
     """Floors on the challenger's own test scores, e.g. `{accuracy: 0.8}`; each must hold."""
+    beat_majority: bool = True
+    """The challenger must score above always answering the train split's most frequent label (a
+    classification task): a model that learned nothing never becomes champion. Off only for toy runs
+    (params.smoke.yaml), whose models sit at chance by design."""
     test: Literal["mcnemar", "bootstrap"] = "mcnemar"
     """Paired significance test on the two models' test predictions: McNemar's test on the rows where
     exactly one model is right, or a paired bootstrap of the `metric` difference."""
