@@ -218,3 +218,13 @@ def test_a_run_whose_process_was_killed_is_ended_on_the_next_start(tmp_path, mon
     with pipeline_run("next") as run:  # the next start ends it, and leaves its own run alone
         assert MlflowClient().get_run(orphan).info.status == "KILLED"
         assert end_orphaned_runs() == [] and mlflow.active_run().info.run_id == run.info.run_id
+
+
+def test_verbose_adds_the_traceback_to_the_one_line(workspace, capfd):
+    (workspace / "params.yaml").write_text("pretrain: {max_stepz: 3}\n")
+    for args, traceback in ((["check-params"], False), (["--verbose", "check-params"], True)):
+        code = get_command(app).main(args, prog_name="transferflow", standalone_mode=False)
+        err = capfd.readouterr().err
+        assert code == 2 and err.strip().endswith("error: params.yaml: pretrain.max_stepz: Extra inputs are not permitted")
+        assert ("Traceback" in err) is traceback
+    get_command(app).main(["check-params"], prog_name="transferflow", standalone_mode=False)  # quiet again

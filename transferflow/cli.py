@@ -20,6 +20,7 @@ prints its traceback and Prefect's failure logs.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -48,6 +49,9 @@ class _FailureLogs(logging.Filter):
         return not record.exc_info and not record.getMessage().startswith("Finished in state Failed")
 
 
+_FAILURE_LOGS = _FailureLogs()
+
+
 @app.callback()
 def _options(verbose: bool = typer.Option(False, "--verbose", "-v",
                                           help="on an error, print its traceback and Prefect's failure logs")) -> None:
@@ -56,9 +60,8 @@ def _options(verbose: bool = typer.Option(False, "--verbose", "-v",
     # The local ephemeral server's first start migrates its database; on 2 busy cores that can take
     # longer than Prefect's 20 s default (seen in the test suite). Read when prefect is first imported.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    if not verbose:
-        for name in ("prefect.flow_runs", "prefect.task_runs"):
-            logging.getLogger(name).addFilter(_FailureLogs())
+    for name in ("prefect.flow_runs", "prefect.task_runs"):  # one filter object: adding it twice is a no-op
+        (logging.getLogger(name).removeFilter if verbose else logging.getLogger(name).addFilter)(_FAILURE_LOGS)
 
 
 def _fail(problem: str | Exception, code: int = 1) -> None:
@@ -75,8 +78,8 @@ def _fail(problem: str | Exception, code: int = 1) -> None:
 
 def _os_problem(err: OSError) -> str:
     """A full disk or a read-only folder, in words, naming the path: `OSError.__str__` leads with its errno."""
-    hint = {28: ": free some space, or point artifacts/ at a bigger disk",
-            30: ": the workspace must be writable"}.get(err.errno, "")
+    hint = {errno.ENOSPC: ": free some space, or point artifacts/ at a bigger disk",
+            errno.EROFS: ": the workspace must be writable"}.get(err.errno, "")
     return f"{err.strerror or err}: {err.filename or 'writing under the workspace'}{hint}"
 
 
