@@ -69,20 +69,15 @@ def no_data(ws: Path) -> list[str]:
     return ["run"]
 
 
-def empty_corpus(ws: Path) -> list[str]:
-    (ws / "corpus").mkdir()
-    (ws / "corpus" / "train.txt").write_text("")
-    (ws / "corpus" / "valid.txt").write_text("")
-    set_params(ws / "params.yaml", prepare={"corpus_source": str(ws / "corpus")})
-    return ["run"]
-
-
-def short_corpus(ws: Path) -> list[str]:
-    (ws / "corpus").mkdir()
-    for name in ("train.txt", "valid.txt"):
-        (ws / "corpus" / name).write_text("too short\n= Heading =\n")
-    set_params(ws / "params.yaml", prepare={"corpus_source": str(ws / "corpus")})
-    return ["run"]
+def corpus(text: str) -> Callable[[Path], list[str]]:
+    """A corpus folder whose train.txt and valid.txt hold `text`, as prepare.corpus_source."""
+    def setup(ws: Path) -> list[str]:
+        (ws / "corpus").mkdir()
+        for name in ("train.txt", "valid.txt"):
+            (ws / "corpus" / name).write_text(text)
+        set_params(ws / "params.yaml", prepare={"corpus_source": str(ws / "corpus")})
+        return ["run"]
+    return setup
 
 
 def command(*args: str, before: Callable[[Path], None] | None = None) -> Callable[[Path], list[str]]:
@@ -157,8 +152,8 @@ CASES = [
          r"prepare.validation_size \(50\) must be below the train rows"),
     Case("data-corpus-missing", "corpus_source names no folder", params(prepare={"corpus_source": "data/nocorpus"}),
          r"^data/nocorpus is missing"),
-    Case("data-corpus-empty", "an empty pretraining corpus", empty_corpus, r"corpus/train.txt is empty: the corpus needs one paragraph of text per line$"),
-    Case("data-corpus-short", "a corpus of headings and short lines only", short_corpus,
+    Case("data-corpus-empty", "an empty pretraining corpus", corpus(""), r"corpus/train.txt is empty: the corpus needs one paragraph of text per line$"),
+    Case("data-corpus-short", "a corpus of headings and short lines only", corpus("too short\n= Heading =\n"),
          r"corpus train: the corpus has no line of 20 or more characters \(prepare.min_corpus_chars\)"),
     # training: a loss that goes to nan/inf stops at once, nothing is written or registered
     Case("train-pretrain-nan", "pretrain.learning_rate: 1e6", params(pretrain={"learning_rate": 1e6}),
