@@ -5,21 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import os
-import subprocess
-import sys
-import time
 import uuid
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
+from bench import serve_soak
 from tasks import evaluate, finetune, register
 from transferflow import scoring
 from transferflow.cli import app
 from transferflow.config import load_params
 from transferflow.files import load_prepared
-from transferflow.schedule import free_port, stop_tree
 
 TEXTS = ["a gripping , funny film", "a dull , lifeless mess", "it is what it is", "a triumph", "tedious"]
 
@@ -42,34 +39,36 @@ def champion(pretrained_workspace):
         os.chdir(cwd)
 
 
-def test_served_predictions_match_in_process(champion, in_pretrained, tmp_path):
+@pytest.fixture(scope="module")
+def served(champion, pretrained_workspace, tmp_path_factory):
+    """`transferflow serve` for the champion, started once: its URL."""
+    cwd = os.getcwd()
+    os.chdir(pretrained_workspace)
+    try:
+        with scoring.running_server(champion, tmp_path_factory.mktemp("serve") / "serve.log") as url:
+            yield url
+    finally:
+        os.chdir(cwd)
+    with pytest.raises(httpx.HTTPError):  # stopped with its workers: nothing answers any more
+        httpx.get(f"{url}/ping", timeout=2)
+
+
+def test_served_predictions_match_in_process(champion, served, in_pretrained):
     texts = TEXTS + list(load_prepared("artifacts/prepare/task")["test"]["text"])[:40]
     expected = scoring.predict_texts(scoring.model_uri(champion), texts)
-    port = free_port()
-    log = open(tmp_path / "serve.log", "wb")
-    server = subprocess.Popen([sys.executable, "-m", "transferflow.cli", "serve", "--name", champion,
-                               "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "scoring server did not answer within 180 s"
-            time.sleep(1)
-        for batch in (texts, texts[:1]):  # a batch, and a single text
-            answer = httpx.post(f"{url}/invocations", json={"inputs": batch}, timeout=60)
-            assert answer.status_code == 200, answer.text
-            assert answer.json()["predictions"] == expected[:len(batch)]
-    finally:
-        stop_tree(server)
-        log.close()
-    with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{url}/ping", timeout=2)
+    for batch in (texts, texts[:1]):  # a batch, and a single text
+        answer = httpx.post(f"{served}/invocations", json={"inputs": batch}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == expected[:len(batch)]
+
+
+def test_soak_answers_every_request_and_survives_malformed_and_huge_ones(served):
+    """Two cycles of bench/serve_soak.py's loop: every text answered, every malformed body a 4xx, and
+    the text after each malformed or 1 MB request answered."""
+    tallies = serve_soak.soak(served, 2 * len(serve_soak.CYCLE))
+    assert {k.name for k in serve_soak.CYCLE} | {"after malformed", "after 1 MB"} == set(tallies)
+    assert {name: t.unexpected for name, t in tallies.items() if t.unexpected} == {}
+    assert len(tallies["after malformed"].latencies_ms) == 2 * len(serve_soak.MALFORMED)
 
 
 def test_predict_scores_a_file_like_the_model(champion, in_pretrained, tmp_path):

@@ -12,7 +12,11 @@ from __future__ import annotations
 import csv
 import io
 import os
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from transferflow.errors import RegistryError
@@ -35,6 +39,45 @@ def serve_env() -> dict[str, str]:
 def serve_command(uri: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> list[str]:
     return [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--host", host, "--port", str(port),
             "--workers", str(workers), "--env-manager", "local"]
+
+
+@contextmanager
+def running_server(name: str, log_file: Path, alias: str = "champion", start_s: float = 180) -> Iterator[str]:
+    """`transferflow serve` for `models:/<name>@<alias>` on a free port of 127.0.0.1, as a child
+    process: yields its URL once /ping answers, and stops it (and the workers it started) on exit."""
+    import httpx
+
+    from transferflow.errors import TransferflowError
+    from transferflow.schedule import free_port, stop_tree
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log_file, "wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "transferflow.cli", "serve", "--name", name,
+                                   "--alias", alias, "--port", str(port)], env=serve_env(),
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + start_s
+            while not _answers(url):
+                if server.poll() is not None:
+                    tail = Path(log_file).read_text(errors="replace")[-2000:]
+                    raise TransferflowError(f"the scoring server exited with code {server.returncode}:\n{tail}")
+                if time.monotonic() > deadline:
+                    raise TransferflowError(f"the scoring server did not answer within {start_s:.0f} s "
+                                            f"(its log: {log_file})")
+                time.sleep(0.5)
+            yield url
+        finally:
+            stop_tree(server)
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/ping", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def read_texts(path: Path) -> list[str]:
