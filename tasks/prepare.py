@@ -21,7 +21,7 @@ import mlflow
 from transferflow.config import Params, PrepareParams
 from transferflow.data import (DataError, clean_corpus_line, load_ag_news, load_conll, load_glue_task,
                                load_text_corpus)
-from transferflow.files import atomic_dir, write_json
+from transferflow.files import atomic_dir, save_prepared, write_json
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
 
@@ -250,9 +250,9 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
             corpus, corpus_card["task_adaptive"] = mix_task_text(corpus, task["train"], p.task_text_in_corpus, p.seed)
         card = {"task": task_card, "aux_task": aux_card, "corpus": corpus_card}
         with atomic_dir(OUT) as tmp:
-            task.save_to_disk(tmp / "task")
-            aux.save_to_disk(tmp / "aux_task")
-            corpus.save_to_disk(tmp / "corpus")
+            save_prepared(task, tmp / "task")
+            save_prepared(aux, tmp / "aux_task")
+            save_prepared(corpus, tmp / "corpus")
             write_json(tmp / "data_card.json", card)
         figures = {f"{name}_{k}": s[k] for name, s in task_card["splits"].items()
                    for k in ("rows", "sentences", "tokens", "entities") if k in s}  # ner counts sentences

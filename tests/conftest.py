@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,23 +17,29 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "params.smoke.yaml"
 
+# Prefect reads its settings once, when first imported, and huggingface_hub and datasets read theirs
+# (offline mode, cache folders) at import too; test modules import the flows and stages (so all three)
+# while pytest collects them, before any fixture runs. So these are set here, at conftest import.
+STORES = tempfile.mkdtemp(prefix="transferflow-tests-")
+"""Prefect's and HF's stores for this session, removed at its end."""
+os.environ.update({
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HOME": os.path.join(STORES, "hf"),
+    "TOKENIZERS_PARALLELISM": "false",
+    "PREFECT_HOME": os.path.join(STORES, "prefect"),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # the ephemeral server's first start migrates its database: over 20 s (the default) on a busy 2-core box
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+})
+
 
 @pytest.fixture(scope="session", autouse=True)
 def offline(tmp_path_factory):
-    """No hub, no telemetry, and every store (MLflow, Prefect, HF caches) under a temp folder."""
+    """A session MLflow store under a temp folder (the offline and Prefect settings: above)."""
     home = tmp_path_factory.mktemp("home")
-    env = {
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "HF_HOME": str(home / "hf"),
-        "PREFECT_HOME": str(home / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        # the ephemeral server's first start migrates its database: over 20 s (the default) on a busy 2-core box
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield env
@@ -41,6 +48,7 @@ def offline(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    shutil.rmtree(STORES, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -72,7 +72,9 @@ def _fail(problem: str | Exception, code: int = 1) -> None:
         traceback.print_exception(problem)
     if isinstance(problem, OSError) and not isinstance(problem, ConnectionError):
         problem = _os_problem(problem)
-    typer.secho(f"error: {problem}", fg=typer.colors.RED, err=True)
+    # On a terminal a progress bar may have been cut off mid-line: return to its start and clear it
+    start = "\r\033[K" if sys.stderr.isatty() else ""
+    typer.secho(f"{start}error: {problem}", fg=typer.colors.RED, err=True)
     raise typer.Exit(getattr(problem, "exit_code", code))
 
 

@@ -27,6 +27,11 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
         yield scratch
+    except OSError as err:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if err.filename is None and err.errno is not None:  # a write() on a full disk names no file
+            raise OSError(err.errno, err.strerror, str(target)) from err
+        raise
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
@@ -59,6 +64,29 @@ def write_text(path: str | Path, text: str) -> None:
 
 def read_json(path: str | Path):
     return json.loads(Path(path).read_text())
+
+
+def save_prepared(splits, folder: str | Path) -> None:
+    """`splits.save_to_disk(folder)` (a datasets.DatasetDict), byte-identical for the same rows.
+
+    datasets gives a table built in memory a random fingerprint (an unseeded `random.Random` in
+    datasets.fingerprint), and save_to_disk writes it into each split's state.json: the same rows
+    would hash differently on every run, so DVC and the stage cache keys would see a new output and
+    re-run everything downstream. Each split is saved under a hash of its Arrow table instead.
+    """
+    import datasets
+    import pyarrow as pa
+
+    fixed = {}
+    for name, split in splits.items():
+        flat = split.flatten_indices(keep_in_memory=True)  # the rows a select() kept, in order
+        rows = flat.data.table.replace_schema_metadata(None)  # the metadata carries the random fingerprint
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, rows.schema) as writer:
+            writer.write_table(rows)
+        fixed[name] = datasets.Dataset(flat.data, info=flat.info, split=flat.split,
+                                       fingerprint=hashlib.sha256(sink.getvalue()).hexdigest()[:16])
+    datasets.DatasetDict(fixed).save_to_disk(str(folder))
 
 
 def load_prepared(folder: str | Path):
