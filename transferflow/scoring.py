@@ -45,8 +45,6 @@ def serve_command(uri: str, host: str = "127.0.0.1", port: int = 5000, workers: 
 def running_server(name: str, log_file: Path, alias: str = "champion", start_s: float = 180) -> Iterator[str]:
     """`transferflow serve` for `models:/<name>@<alias>` on a free port of 127.0.0.1, as a child
     process: yields its URL once /ping answers, and stops it (and the workers it started) on exit."""
-    import httpx
-
     from transferflow.errors import TransferflowError
     from transferflow.schedule import free_port, stop_tree
 
