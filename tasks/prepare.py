@@ -3,7 +3,8 @@
     python -m tasks.prepare [--params params.yaml]
 
 Task data (SST-2): GLUE's dev set is the test split (its test set has no labels) and validation is
-carved from train with a seed, so selection never sees test. NER task data (CoNLL-2003, task_type ner):
+carved from train's whole sentences with a seed, their phrases dropped from train
+(`prepare.validation_whole_texts`), so selection never sees test and is not fooled by memorising. NER task data (CoNLL-2003, task_type ner):
 its own train, validation and test splits, kept as the benchmark fixes them. Auxiliary task (AG News, for the
 multitask strategy): only its test split exists locally, so train, validation and test are all carved
 from it with a seed. Corpus (WikiText-2): paragraphs for pretraining, headings and blank lines dropped.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
@@ -106,6 +108,42 @@ def check_label_ids(raw: datasets.DatasetDict, p: PrepareParams) -> datasets.Dat
     return raw.map(lambda e: {"label": valid[str(e["label"])]}) if raw["train"].features["label"].dtype == "string" else raw
 
 
+MAX_PART_WORDS = 64
+"""Longest run of words looked up as a part of another text (SST-2's longest sentence has 52 words)."""
+
+
+def word_runs(text: str, max_words: int = MAX_PART_WORDS) -> Iterator[str]:
+    """Every run of up to `max_words` consecutive words of `text`, the text itself included."""
+    words = text.split()
+    for i in range(len(words)):
+        for j in range(i + 1, min(len(words), i + max_words) + 1):
+            yield " ".join(words[i:j])
+
+
+def parts_of_other_texts(texts: list[str]) -> set[str]:
+    """Texts that are a run of words inside another, longer text of the list. Hand-written: no
+    library we use indexes phrases this way; a set lookup per run, about 4 s on SST-2's 67k texts."""
+    index = set(texts)
+    return {run for text in index for run in word_runs(text) if run != text and run in index}
+
+
+def carve_validation(train: datasets.Dataset, p: PrepareParams) -> tuple[datasets.Dataset, datasets.Dataset, int]:
+    """(train, validation, train texts dropped as parts of a validation text): validation_size rows,
+    stratified with `seed`; with validation_whole_texts, whole texts only (the field says why)."""
+    if not p.validation_whole_texts:
+        carved = train.train_test_split(test_size=p.validation_size, seed=p.seed, stratify_by_column="label")
+        return carved["train"], carved["test"], 0
+    parts = parts_of_other_texts(train["text"])
+    whole = train.select([i for i, t in enumerate(train["text"]) if t not in parts])
+    if p.validation_size >= len(whole):
+        raise DataError(f"prepare.validation_size ({p.validation_size}) must be below the {len(whole)} train texts "
+                        "that are no part of another; lower it, or set prepare.validation_whole_texts: false")
+    validation = whole.train_test_split(test_size=p.validation_size, seed=p.seed, stratify_by_column="label")["test"]
+    inside = {run for text in validation["text"] for run in word_runs(text)}  # each text and its phrases
+    keep = [i for i, t in enumerate(train["text"]) if t not in inside]
+    return train.select(keep), validation, len(train) - len(keep) - len(validation)
+
+
 def prepare_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
     raw = check_label_ids(load_glue_task(p.task_source), p)
     labels = datasets.ClassLabel(names=p.label_names)
@@ -121,15 +159,17 @@ def prepare_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
         test = test.shuffle(seed=p.seed).select(range(p.max_test_rows))
     if p.validation_size >= len(train):
         raise DataError(f"prepare.validation_size ({p.validation_size}) must be below the train rows ({len(train)})")
-    carved = train.train_test_split(test_size=p.validation_size, seed=p.seed, stratify_by_column="label")
-    train, validation = carved["train"], carved["test"]
+    train, validation, parts_dropped = carve_validation(train, p)
     if p.max_train_rows and len(train) > p.max_train_rows:
         train = train.shuffle(seed=p.seed).select(range(p.max_train_rows))
     splits = datasets.DatasetDict(train=train, validation=validation, test=test)
     card = {
         "source": p.task_source,
         "test_split": "GLUE dev (the GLUE test split is unlabelled)",
-        "validation_split": f"{p.validation_size} rows carved from train, stratified, seed {p.seed}",
+        "validation_split": (f"{p.validation_size} whole texts carved from train, stratified, seed {p.seed}; "
+                             f"{parts_dropped} train texts that are part of one dropped"
+                             if p.validation_whole_texts else
+                             f"{p.validation_size} rows carved from train, stratified, seed {p.seed}"),
         "duplicates_dropped": {"train": train_dupes, "test": test_dupes},
         "splits": {name: _card_entry(ds, p.label_names) for name, ds in splits.items()},
     }
