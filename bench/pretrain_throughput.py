@@ -7,11 +7,12 @@ Both train the same BERT shape on the same packed 64-token blocks of the same co
 machine, in one process, one after the other:
   (a) HF as a user would write it: `BertForMaskedLM` + `DataCollatorForLanguageModeling` + Trainer,
       run_mlm's defaults (texts grouped into blocks, dropout 0.1, fp32, the decoder on every position);
-  (b) transferflow's pretrain stage: its model builder and Trainer arguments (decoder on the masked
-      positions only, no dropout, bf16 where this machine runs it faster).
+  (b) transferflow's pretrain stage, family bert: its model builder and Trainer arguments (decoder on
+      the masked positions only, no dropout, bf16 where this machine runs it faster);
+  (c) the same stage, family modernbert (the demo's): pre-norm, GeGLU, its native sparse prediction.
 It prints real (non-pad) tokens/s, the achieved TFLOP/s of the work each does, each as a share of
 this machine's matmul peak in the dtype it computes in (measured here, same run), and last
-`speedup: X.XX`, the ratio b/a of tokens/s.
+`speedup: X.XX`, the ratio b/a of tokens/s (the line before it gives c/a).
 """
 
 from __future__ import annotations
@@ -58,14 +59,19 @@ def matmul_peak_tflops(bf16: bool, size: int = 2048, repeats: int = 5) -> float:
     return best
 
 
-def train_flops_per_step(config: BertConfig, batch: int, length: int, predicted: float) -> float:
-    """Matmul FLOPs of one training step (3x the forward): encoder weights and attention on every
-    token, the MLM head (transform + vocabulary decoder) on `predicted` tokens per step."""
-    h, layers, inner, vocab = config.hidden_size, config.num_hidden_layers, config.intermediate_size, config.vocab_size
+HEAD_MODULES = ("cls.", "head.", "decoder")
+"""Module names of the masked-LM heads (bert: cls.*, modernbert: head.* and decoder): with sparse
+prediction they run on the masked positions only."""
+
+
+def train_flops_per_step(model, batch: int, length: int, predicted: float) -> float:
+    """Matmul FLOPs of one training step (3x the forward): every Linear layer of the encoder and the
+    attention scores on every token, the masked-LM head's Linear layers on `predicted` tokens."""
     tokens = batch * length
-    encoder = tokens * layers * (2 * (4 * h * h + 2 * h * inner) + 4 * length * h)
-    head = predicted * (2 * h * h + 2 * h * vocab)
-    return 3 * (encoder + head)
+    linear = sum(2 * m.in_features * m.out_features * (predicted if name.startswith(HEAD_MODULES) else tokens)
+                 for name, m in model.named_modules() if isinstance(m, torch.nn.Linear))
+    attention = tokens * model.config.num_hidden_layers * 4 * length * model.config.hidden_size
+    return 3 * (linear + attention)
 
 
 def run(model, collator, data, args) -> float:
@@ -101,10 +107,13 @@ def main() -> None:
                                                "attention_probs_dropout_prob": 0.1}))
     user_collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
     user_s = run(user_model, user_collator, blocks, training_arguments(p, "/tmp/bench-a", **common))
-    # (b) transferflow's stage
+    # (b) transferflow's stage, family bert; (c) the same stage, family modernbert (the demo's)
     bf16 = use_bf16(p.precision)
     stage_s = run(stage_model, stage_collator, blocks,
                   training_arguments(p, "/tmp/bench-b", **common, bf16=bf16))
+    modern_model, modern_collator = pretrain.modern_masked_lm(p, tokenizer, p.pretraining_dropout)
+    modern_s = run(modern_model, modern_collator, blocks,
+                   training_arguments(p, "/tmp/bench-c", **common, bf16=bf16))
 
     peaks = {False: matmul_peak_tflops(False)} | ({True: matmul_peak_tflops(True)} if bf16 else {})
     print(f"model H{opts.hidden} x L{opts.layers}, batch {batch} x {length} tokens, vocabulary {len(tokenizer)}, "
@@ -113,14 +122,17 @@ def main() -> None:
     print(f"{'setup':<44}{'dtype':>6}{'tokens/s':>10}{'TFLOP/s':>9}{'% peak':>8}")
     tokens = opts.steps * batch * length  # packed blocks: every token is real
     rates = []
-    # (name, seconds, trains in bf16, positions the decoder scores per step: all, or the masked ones)
-    for name, seconds, in_bf16, predicted in (
-            ("(a) HF BertForMaskedLM, run_mlm defaults", user_s, False, batch * length),
-            ("(b) transferflow pretrain stage", stage_s, bf16, batch * length * p.mlm_probability)):
-        tflops = opts.steps * train_flops_per_step(stage_model.config, batch, length, predicted) / seconds / 1e12
+    # (name, model, seconds, trains in bf16, positions the head scores per step: all, or the masked ones)
+    masked = batch * length * p.mlm_probability
+    for name, model, seconds, in_bf16, predicted in (
+            ("(a) HF BertForMaskedLM, run_mlm defaults", user_model, user_s, False, batch * length),
+            ("(b) transferflow pretrain stage, bert", stage_model, stage_s, bf16, masked),
+            ("(c) transferflow pretrain stage, modernbert", modern_model, modern_s, bf16, masked)):
+        tflops = opts.steps * train_flops_per_step(model, batch, length, predicted) / seconds / 1e12
         rates.append(tokens / seconds)
         print(f"{name:<44}{'bf16' if in_bf16 else 'fp32':>6}{tokens / seconds:>10.0f}{tflops:>9.3f}"
               f"{100 * tflops / peaks[in_bf16]:>7.1f}%")
+    print(f"speedup (c)/(a): {rates[2] / rates[0]:.2f}")
     print(f"speedup: {rates[1] / rates[0]:.2f}")
 
 

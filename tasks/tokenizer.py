@@ -112,7 +112,8 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
             tokenizer.save_pretrained(tmp)
         sample = corpus["text"][: min(1000, len(corpus))]
         words = sum(len(t.split()) for t in sample)
-        pieces = sum(len(ids) for ids in tokenizer(sample, add_special_tokens=False)["input_ids"])
+        # whole lines, only counted: verbose=False drops the longer-than-the-model warning
+        pieces = sum(len(ids) for ids in tokenizer(sample, add_special_tokens=False, verbose=False)["input_ids"])
         summary = {"vocab_size": len(tokenizer), "pieces_per_word": pieces / max(words, 1)}
         mlflow.log_metrics(summary)
     return summary
