@@ -2,10 +2,12 @@
 
     python -m tasks.prepare [--params params.yaml]
 
-Task data (SST-2): GLUE's dev set is the test split (its test set has no labels) and validation is
-carved from train's whole sentences with a seed, their phrases dropped from train
-(`prepare.validation_whole_texts`), so selection never sees test and is not fooled by memorising. NER task data (CoNLL-2003, task_type ner):
-its own train, validation and test splits, kept as the benchmark fixes them. Auxiliary task (AG News, for the
+Task data (SST-2, or yours: a folder of split files, one file, or a hub id, with the columns the params
+name): the test split is the one `prepare.test_split` names (GLUE's dev set: its test set has no
+labels) or carved from train; validation is carved from train's whole texts with a seed, their phrases
+dropped from train (`prepare.validation_whole_texts`), so selection never sees test and is not fooled
+by memorising. NER task data (CoNLL-2003, task_type ner): its own train, validation and test splits,
+kept as the benchmark fixes them. Auxiliary task (AG News, for the
 multitask strategy): only its test split exists locally, so train, validation and test are all carved
 from it with a seed. Corpus (WikiText-2): paragraphs for pretraining, headings and blank lines dropped.
 """
@@ -21,7 +23,7 @@ import datasets
 import mlflow
 
 from transferflow.config import Params, PrepareParams
-from transferflow.data import (DataError, clean_corpus_line, load_ag_news, load_conll, load_glue_task,
+from transferflow.data import (DataError, clean_corpus_line, load_ag_news, load_conll, load_labelled_task,
                                load_text_corpus)
 from transferflow.files import atomic_dir, save_prepared, write_json
 from transferflow.stage import StageSpec, stage_cli
@@ -31,8 +33,9 @@ OUT = Path("artifacts/prepare")
 STAGE = StageSpec(
     name="prepare",
     params=("prepare",),
-    deps=("tasks/prepare.py", "transferflow/data.py", "data/sst2", "data/wikitext2", "data/ag_news",
-          "data/conll2003"),
+    # the data the params name, not fixed paths: new content at any source re-runs prepare
+    deps=("tasks/prepare.py", "transferflow/data.py", "${prepare.task_source}", "${prepare.corpus_source}",
+          "${prepare.aux_task_source}"),
     outs=(str(OUT),),
     metrics=("metrics/prepare.json",),
 )
@@ -89,22 +92,20 @@ def check_classes(raw: datasets.DatasetDict, p: PrepareParams) -> None:
                                 f"{', '.join(few)}, need {MIN_ROWS_PER_CLASS} or more rows each")
 
 
-GLUE_FILES = {"train": "train.tsv", "test": "dev.tsv"}
-"""The file each split of a local GLUE folder comes from, to name it in an error."""
-
-
-def check_label_ids(raw: datasets.DatasetDict, p: PrepareParams) -> datasets.DatasetDict:
-    """Every label an integer id of p.label_names; an error names the first bad row (its file line)."""
-    valid = {str(i): i for i in range(len(p.label_names))}
+def check_label_ids(raw: datasets.DatasetDict, p: PrepareParams,
+                    origins: dict[str, tuple[str, int | None]]) -> datasets.DatasetDict:
+    """Every label a name of p.label_names or its integer id, then ids; an error names the first bad
+    row (its file line where the format has lines)."""
+    ids = {str(i): i for i in range(len(p.label_names))}
+    valid = ids | {name: i for i, name in enumerate(p.label_names)}  # a name wins over an id it spells
     for split, ds in raw.items():
         bad = [(row, y) for row, y in enumerate(ds["label"]) if str(y) not in valid]
         if bad:
-            row, y = bad[0]
-            where = (f"{p.task_source}/{GLUE_FILES[split]}:{row + 2}" if split in GLUE_FILES and
-                     Path(p.task_source).is_dir() else f"{p.task_source} {split} row {row}")
-            raise DataError(f"{where}: label {y!r} is not an id of prepare.label_names {p.label_names} "
-                            f"(0..{len(valid) - 1}); {len(bad)} such row(s) in {split}")
-    # a column with a bad value was read as strings; once every value is a valid id, make it ints
+            (row, y), (origin, first_line) = bad[0], origins[split]
+            where = f"{origin}:{row + first_line}" if first_line else f"{origin} row {row}"
+            raise DataError(f"{where}: label {y!r} is neither a name nor an id of prepare.label_names "
+                            f"{p.label_names} (0..{len(ids) - 1}); {len(bad)} such row(s) in {split}")
+    # names, or a column with a bad value, were read as strings; once every value is valid, make them ids
     return raw.map(lambda e: {"label": valid[str(e["label"])]}) if raw["train"].features["label"].dtype == "string" else raw
 
 
@@ -127,50 +128,67 @@ def parts_of_other_texts(texts: list[str]) -> set[str]:
     return {run for text in index for run in word_runs(text) if run != text and run in index}
 
 
-def carve_validation(train: datasets.Dataset, p: PrepareParams) -> tuple[datasets.Dataset, datasets.Dataset, int]:
-    """(train, validation, train texts dropped as parts of a validation text): validation_size rows,
-    stratified with `seed`; with validation_whole_texts, whole texts only (the field says why)."""
+def carve(train: datasets.Dataset, size: int, p: PrepareParams,
+          field: str) -> tuple[datasets.Dataset, datasets.Dataset, int]:
+    """(train, carved, train texts dropped as parts of a carved text): `size` rows, stratified with
+    `seed`; with validation_whole_texts, whole texts only (the field says why). `field` names the
+    size's param in errors."""
+    if size >= len(train):
+        raise DataError(f"prepare.{field} ({size}) must be below the train rows ({len(train)})")
     if not p.validation_whole_texts:
-        carved = train.train_test_split(test_size=p.validation_size, seed=p.seed, stratify_by_column="label")
+        carved = train.train_test_split(test_size=size, seed=p.seed, stratify_by_column="label")
         return carved["train"], carved["test"], 0
     parts = parts_of_other_texts(train["text"])
     whole = train.select([i for i, t in enumerate(train["text"]) if t not in parts])
-    if p.validation_size >= len(whole):
-        raise DataError(f"prepare.validation_size ({p.validation_size}) must be below the {len(whole)} train texts "
+    if size >= len(whole):
+        raise DataError(f"prepare.{field} ({size}) must be below the {len(whole)} train texts "
                         "that are no part of another; lower it, or set prepare.validation_whole_texts: false")
-    validation = whole.train_test_split(test_size=p.validation_size, seed=p.seed, stratify_by_column="label")["test"]
-    inside = {run for text in validation["text"] for run in word_runs(text)}  # each text and its phrases
+    carved = whole.train_test_split(test_size=size, seed=p.seed, stratify_by_column="label")["test"]
+    inside = {run for text in carved["text"] for run in word_runs(text)}  # each text and its phrases
     keep = [i for i, t in enumerate(train["text"]) if t not in inside]
-    return train.select(keep), validation, len(train) - len(keep) - len(validation)
+    return train.select(keep), carved, len(train) - len(keep) - len(carved)
+
+
+def carve_description(size: int, dropped: int, p: PrepareParams) -> str:
+    if p.validation_whole_texts:
+        return (f"{size} whole texts carved from train, stratified, seed {p.seed}; "
+                f"{dropped} train texts that are part of one dropped")
+    return f"{size} rows carved from train, stratified, seed {p.seed}"
 
 
 def prepare_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
-    raw = check_label_ids(load_glue_task(p.task_source), p)
+    raw, origins = load_labelled_task(p.task_source, p.text_column, p.label_column, p.test_split)
+    raw = check_label_ids(raw, p, origins)
     labels = datasets.ClassLabel(names=p.label_names)
     raw = raw.map(_normalise).filter(lambda e: bool(e["text"])).cast_column("label", labels)
     check_classes(raw, p)
     train, train_dupes = _dedupe(raw["train"])
-    test, test_dupes = _dedupe(raw["test"])
+    if "test" in raw:
+        test, test_dupes = _dedupe(raw["test"])
+        test_split = f"{origins['test'][0]}"
+    else:  # one file, or test_split null: test is carved as validation is
+        train, test, parts_dropped = carve(train, p.test_size, p, "test_size")
+        test_dupes, test_split = 0, carve_description(p.test_size, parts_dropped, p)
     leaked = set(test["text"]) & set(train["text"])
-    if leaked:
+    if leaked and p.leakage == "error":
         raise LeakageError(f"{len(leaked)} test texts also appear in train, e.g. {sorted(leaked)[0]!r}; "
-                           "refusing to continue (test scores would be inflated)")
+                           "refusing to continue (test scores would be inflated); "
+                           "prepare.leakage: drop_from_train drops them from train")
+    if leaked:
+        train = train.select([i for i, t in enumerate(train["text"]) if t not in leaked])
     if p.max_test_rows and len(test) > p.max_test_rows:
         test = test.shuffle(seed=p.seed).select(range(p.max_test_rows))
-    if p.validation_size >= len(train):
-        raise DataError(f"prepare.validation_size ({p.validation_size}) must be below the train rows ({len(train)})")
-    train, validation, parts_dropped = carve_validation(train, p)
+    train, validation, parts_dropped = carve(train, p.validation_size, p, "validation_size")
     if p.max_train_rows and len(train) > p.max_train_rows:
         train = train.shuffle(seed=p.seed).select(range(p.max_train_rows))
     splits = datasets.DatasetDict(train=train, validation=validation, test=test)
     card = {
         "source": p.task_source,
-        "test_split": "GLUE dev (the GLUE test split is unlabelled)",
-        "validation_split": (f"{p.validation_size} whole texts carved from train, stratified, seed {p.seed}; "
-                             f"{parts_dropped} train texts that are part of one dropped"
-                             if p.validation_whole_texts else
-                             f"{p.validation_size} rows carved from train, stratified, seed {p.seed}"),
+        "columns": {"text": p.text_column, "label": p.label_column},
+        "test_split": test_split,
+        "validation_split": carve_description(p.validation_size, parts_dropped, p),
         "duplicates_dropped": {"train": train_dupes, "test": test_dupes},
+        "test_texts_dropped_from_train": len(leaked),
         "splits": {name: _card_entry(ds, p.label_names) for name, ds in splits.items()},
     }
     return splits, card

@@ -95,3 +95,21 @@ def test_stage_deps_name_every_module_whose_code_it_runs(module):
     code = _code_run_by(str(Path(module.__file__).relative_to(REPO)))
     missing = sorted(f for f in code if not any(f == d or f.startswith(f"{d}/") for d in deps))
     assert not missing, f"{module.STAGE.name} runs code from {missing}, which its deps do not name"
+
+
+def test_prepare_cache_key_follows_the_data_the_params_name(tmp_path):
+    from tasks import prepare
+    from transferflow.config import load_params
+
+    params = load_params(REPO / "params.smoke.yaml")
+    sources = {}
+    for key in ("task_source", "corpus_source", "aux_task_source"):
+        (tmp_path / key).mkdir()
+        (tmp_path / key / "train.tsv").write_text("sentence\tlabel\na fine film\t1\n")
+        sources[key] = str(tmp_path / key)
+    params = params.model_copy(update={"prepare": params.prepare.model_copy(update=sources)})
+    assert set(sources.values()) <= set(prepare.STAGE.resolve(params).deps)
+
+    before = prepare.STAGE.cache_key(params)
+    (tmp_path / "task_source" / "train.tsv").write_text("sentence\tlabel\na dull film\t0\n")
+    assert prepare.STAGE.cache_key(params) != before  # same path, new content: prepare runs again

@@ -36,9 +36,12 @@ def test_dvc_repro_end_to_end(tmp_path, monkeypatch):
     _copy_repo(repo)
     (repo / "data").symlink_to(REPO / "data", target_is_directory=True)
     shutil.copy(repo / "params.smoke.yaml", repo / "params.yaml")
+    # The task at a path of the user's: prepare's deps follow prepare.task_source.
+    shutil.copytree(REPO / "data" / "sst2", repo / "my_task")
     # Every strategy the demo compares, at smoke size: each must run under dvc as under the flow.
     demo_strategies = yaml.safe_load((REPO / "params.yaml").read_text())["finetune"]["strategies"]
-    set_params(repo / "params.yaml", register={"model_name": MODEL}, finetune={"strategies": demo_strategies})
+    set_params(repo / "params.yaml", register={"model_name": MODEL}, finetune={"strategies": demo_strategies},
+               prepare={"task_source": "my_task"})
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'dvc.db'}")
     # dvc and the `python` its stages call must be this interpreter's (the venv's), activated or not.
@@ -66,3 +69,9 @@ def test_dvc_repro_end_to_end(tmp_path, monkeypatch):
     # Everything is up to date but promote, which re-checks the registry on every repro by design.
     status = subprocess.run(["dvc", "status", "--json"], cwd=repo, env=env, capture_output=True, text=True)
     assert set(json.loads(status.stdout)) == {"promote"}, status.stdout
+
+    # New content at the same path: prepare, and so everything after it, is out of date.
+    dev = repo / "my_task" / "dev.tsv"
+    dev.write_text("".join(dev.read_text().splitlines(keepends=True)[:-1]))
+    status = subprocess.run(["dvc", "status", "--json"], cwd=repo, env=env, capture_output=True, text=True)
+    assert "prepare" in json.loads(status.stdout), status.stdout

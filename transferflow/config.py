@@ -58,10 +58,22 @@ class PrepareParams(Section):
     """Shape of the labelled task: `classification` (one label per text, e.g. SST-2) or `ner` (one BIO
     tag per word, e.g. CoNLL-2003 in `data/conll2003`)."""
     task_source: str = "data/sst2"
-    """Labelled task data. classification: a local GLUE-style folder (train.tsv, dev.tsv) or a hub id
-    such as `glue/sst2` (needs a network); dev is the test split, GLUE ships no labelled SST-2 test set.
-    ner: a local CoNLL folder (train.txt, valid.txt, test.txt, e.g. `data/conll2003`) or the hub id
-    `conll2003` (needs a network); its own validation and test splits are used."""
+    """Labelled task data. classification: a local folder of split files (`train.<ending>` and
+    `<test_split>.<ending>`, ending .tsv, .csv, .jsonl, .json or .parquet; SST-2's is train.tsv and
+    dev.tsv), one such file (test is then carved from it, as with test_split null), or a hub id such as
+    `glue/sst2` (needs a network; its labelled split is `validation`). ner: a local CoNLL folder
+    (train.txt, valid.txt, test.txt, e.g. `data/conll2003`) or the hub id `conll2003` (needs a
+    network); its own validation and test splits are used."""
+    text_column: str = "sentence"
+    """classification: the column holding each text (GLUE's is `sentence`)."""
+    label_column: str = "label"
+    """classification: the column holding each label: a name of label_names, or its id (0, 1, ...)."""
+    test_split: str | None = "dev"
+    """classification: the split that is the test split, a file of that name in a task folder or a
+    split of a hub dataset. GLUE ships no labelled test set, so its dev set is the default. null:
+    test_size whole texts are carved from train, as validation is (stratified, with `seed`)."""
+    test_size: int = Field(1000, gt=0)
+    """classification: rows carved from train for test when test_split is null or task_source is one file."""
     corpus_source: str = "data/wikitext2"
     """Unlabelled pretraining text: a local folder with train.txt and valid.txt, or a hub id such as
     `wikitext/wikitext-2-v1` (needs a network)."""
@@ -77,6 +89,10 @@ class PrepareParams(Section):
     aux_holdout_rows: int = Field(1000, gt=0)
     """Rows of the auxiliary task carved (stratified, with `seed`) for each of its validation and test
     splits; the remaining rows are its training split."""
+    leakage: Literal["error", "drop_from_train"] = "error"
+    """classification: what to do when a test text also appears in train (test scores would overstate
+    the model). `error` stops with the count and an example; `drop_from_train` drops those texts from
+    train and counts them in the data card, for benchmarks whose train file really repeats test rows."""
     validation_size: int = Field(872, gt=0)
     """classification: rows carved from the task's train split, with `seed`, to form the validation
     split. ner: the data's own validation split is kept, subsampled with `seed` to at most this many

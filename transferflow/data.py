@@ -54,7 +54,8 @@ def check_tsv(path: Path, columns: tuple[str, ...]) -> None:
     lines = text.rstrip("\n").split("\n")
     header = lines[0].rstrip("\r").split("\t")
     if not set(columns) <= set(header):
-        raise DataError(f"{path}: expected columns {', '.join(columns)}; found {header}")
+        raise DataError(f"{path}: expected columns {', '.join(columns)} (prepare.text_column, prepare.label_column); "
+                        f"found {header}")
     if len(lines) < 2:
         raise DataError(f"{path} has a header and no rows")
     for number, line in enumerate(lines[1:], start=2):
@@ -63,31 +64,78 @@ def check_tsv(path: Path, columns: tuple[str, ...]) -> None:
                             f"({'<TAB>'.join(header)}), found {fields}: {line[:80]!r}")
 
 
-def load_glue_task(source: str) -> datasets.DatasetDict:
-    """A GLUE single-sentence task as {train, test} with columns `text`, `label`.
+TASK_FORMATS = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+"""File endings a labelled task may come in, and the `datasets` builder that reads each."""
 
-    GLUE's test split is unlabelled, so its labelled dev split is the test split here; validation is
-    carved from train later, with a seed.
+
+def _split_file(folder: Path, split: str) -> Path:
+    """The one file `<split>.<ending>` of a task folder."""
+    found = [folder / f"{split}{ending}" for ending in TASK_FORMATS if (folder / f"{split}{ending}").is_file()]
+    if not found:
+        raise DataError(f"missing data file(s) {folder / split}.tsv (or {', '.join(list(TASK_FORMATS)[1:])}): "
+                        "run `dvc pull` (or `dvc checkout`) to restore them, or name the split in prepare")
+    if len(found) > 1:
+        raise DataError(f"{folder} holds {' and '.join(f.name for f in found)}: keep one file per split")
+    return found[0]
+
+
+def _read_split_file(path: Path, columns: tuple[str, str]) -> datasets.Dataset:
+    """One split file as a Dataset; its text is checked first so that an error names the file and line."""
+    if path.suffix == ".tsv":
+        check_tsv(path, columns)
+        options = dict(delimiter="\t", quoting=csv.QUOTE_NONE, keep_default_na=False)
+    elif path.suffix in (".csv", ".jsonl"):
+        header = 1 if path.suffix == ".csv" else 0
+        if len([line for line in read_text_file(path).splitlines() if line.strip()]) <= header:
+            raise DataError(f"{path} holds no rows")
+        options = dict(keep_default_na=False) if path.suffix == ".csv" else {}  # a text "NA" stays a text
+    else:
+        options = {}
+    try:
+        ds = datasets.load_dataset(TASK_FORMATS[path.suffix], data_files=str(path), split="train", **options)
+    except Exception as err:
+        raise DataError(f"cannot parse {path} as {path.suffix[1:].upper()}: {err}") from err
+    if not len(ds):
+        raise DataError(f"{path} holds no rows")
+    return ds
+
+
+def load_labelled_task(source: str, text_column: str, label_column: str,
+                       test_split: str | None) -> tuple[datasets.DatasetDict, dict[str, tuple[str, int | None]]]:
+    """A labelled text-classification task as {train[, test]} with columns `text`, `label`, and where
+    each split came from: (file or hub split, the file line of its first row, or None).
+
+    `source` is a folder of split files (`train.<ending>`, and `<test_split>.<ending>` when a test
+    split is named), a single file (train only: test is carved from it later), or a hub id
+    (`name/config`, e.g. `glue/sst2`). Endings: TASK_FORMATS.
     """
+    columns = (text_column, label_column)
     if _is_local(source):
-        train, dev = _require_files(Path(source), ["train.tsv", "dev.tsv"])
-        for path in (train, dev):
-            check_tsv(path, ("sentence", "label"))
-        try:
-            raw = datasets.load_dataset(
-                "csv", data_files={"train": str(train), "test": str(dev)}, delimiter="\t",
-                quoting=csv.QUOTE_NONE, keep_default_na=False,
-            )
-        except Exception as err:
-            raise DataError(f"cannot parse {source} as GLUE TSV (sentence<TAB>label): {err}") from err
+        path = Path(source)
+        if not path.exists():
+            raise DataError(f"{path} is missing: run `dvc pull` to restore data/ from the DVC remote")
+        files = {"train": path} if path.is_file() else \
+            {"train": _split_file(path, "train")} | ({"test": _split_file(path, test_split)} if test_split else {})
+        if path.is_file() and path.suffix not in TASK_FORMATS:
+            raise DataError(f"{path}: a task file ends in one of {', '.join(TASK_FORMATS)}")
+        raw = datasets.DatasetDict({split: _read_split_file(f, columns) for split, f in files.items()})
+        # the file line of a split's first row: after a header line (tsv, csv), or the first (jsonl)
+        first_line = {".tsv": 2, ".csv": 2, ".jsonl": 1}
+        origins = {split: (str(f), first_line.get(f.suffix)) for split, f in files.items()}
     else:
         name, _, config = source.partition("/")
-        raw = datasets.load_dataset(name, config or None)
-        raw = datasets.DatasetDict(train=raw["train"], test=raw["validation"])
+        hub = datasets.load_dataset(name, config or None)
+        wanted = ["train"] + ([test_split] if test_split else [])
+        if missing := [s for s in wanted if s not in hub]:
+            raise DataError(f"{source} has no split {', '.join(missing)} (it has {', '.join(hub)}): set prepare.test_split")
+        raw = datasets.DatasetDict({"train": hub["train"]} | ({"test": hub[test_split]} if test_split else {}))
+        origins = {split: (f"{source} {s}", None) for split, s in zip(raw, wanted)}
     for split, ds in raw.items():
-        if not {"sentence", "label"} <= set(ds.column_names):
-            raise DataError(f"{source} {split}: expected columns sentence, label; found {ds.column_names}")
-    return raw.select_columns(["sentence", "label"]).rename_column("sentence", "text")
+        if not set(columns) <= set(ds.column_names):
+            raise DataError(f"{origins[split][0]}: expected columns {', '.join(columns)} (prepare.text_column, "
+                            f"prepare.label_column); found {ds.column_names}")
+    raw = raw.select_columns(list(columns))
+    return raw.rename_columns({c: n for c, n in zip(columns, ("text", "label")) if c != n}), origins
 
 
 CONLL_FILES = {"train": "train.txt", "validation": "valid.txt", "test": "test.txt"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,7 +27,8 @@ class StageSpec:
     params: tuple[str, ...]
     """params.yaml sections the stage reads (dvc.yaml `params:`)."""
     deps: tuple[str, ...]
-    """Files and folders whose content the stage depends on (dvc.yaml `deps:`)."""
+    """Files and folders whose content the stage depends on (dvc.yaml `deps:`). `${section.key}` names
+    a params value, as DVC's templating does: data deps follow the params rather than naming paths."""
     outs: tuple[str, ...]
     """What the stage writes for later stages (dvc.yaml `outs:`)."""
     metrics: tuple[str, ...] = ()
@@ -41,6 +43,11 @@ class StageSpec:
         fill = lambda paths: tuple(p.replace("{item}", item) for p in paths)  # noqa: E731
         return StageSpec(self.name, self.params, fill(self.deps), fill(self.outs), fill(self.metrics),
                          fill(self.plots))
+
+    def resolve(self, params: Params) -> StageSpec:
+        """Fill `${section.key}` in deps from `params`: the paths this run's data comes from."""
+        fill = lambda path: re.sub(r"\$\{([\w.]+)\}", lambda m: str(_lookup(params, m.group(1))), path)  # noqa: E731
+        return StageSpec(self.name, self.params, tuple(map(fill, self.deps)), self.outs, self.metrics, self.plots)
 
     def outputs_exist(self, item: str | None = None) -> bool:
         """Whether every output is on disk."""
@@ -65,7 +72,7 @@ class StageSpec:
 
     def cache_key(self, params: Params, item: str | None = None) -> str:
         """Key under which Prefect may skip this stage: its params and the content of its deps."""
-        spec = self.for_item(item)
+        spec = self.for_item(item).resolve(params)
         # The tracking store is part of the key: a run against another store must log (and register) there.
         section = {name: _lookup(params, name) for name in spec.params} | {"tracking_uri": tracking_uri()}
         params_hash = hashlib.sha256(json.dumps(section, sort_keys=True, default=str).encode()).hexdigest()
