@@ -123,9 +123,21 @@ def word_runs(text: str, max_words: int = MAX_PART_WORDS) -> Iterator[str]:
 
 def parts_of_other_texts(texts: list[str]) -> set[str]:
     """Texts that are a run of words inside another, longer text of the list. Hand-written: no
-    library we use indexes phrases this way; a set lookup per run, about 4 s on SST-2's 67k texts."""
+    library we use indexes phrases this way. Only runs that start with a short text's first word and
+    have its length are looked up, so long documents cost little more than their words."""
     index = set(texts)
-    return {run for text in index for run in word_runs(text) if run != text and run in index}
+    lengths_by_first: dict[str, set[int]] = {}
+    for text in index:
+        if len(words := text.split()) <= MAX_PART_WORDS:
+            lengths_by_first.setdefault(words[0], set()).add(len(words))
+    found = set()
+    for text in index:
+        words = text.split()
+        for i, first in enumerate(words):
+            for n in lengths_by_first.get(first, ()):
+                if n < len(words) and i + n <= len(words) and (run := " ".join(words[i:i + n])) in index:
+                    found.add(run)
+    return found
 
 
 def carve(train: datasets.Dataset, size: int, p: PrepareParams,
