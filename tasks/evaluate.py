@@ -36,7 +36,7 @@ FINETUNED = Path("artifacts/finetune")
 OUT = Path("artifacts/evaluate")
 STAGE = StageSpec(
     name="evaluate",
-    params=("evaluate", "finetune.strategies", "register.metric"),
+    params=("evaluate", "finetune.strategies", "register.metric", "pretrain.init_from"),
     deps=("tasks/evaluate.py", "transferflow/metrics", "transferflow/gate.py", "transferflow/models.py",
           "transferflow/token_classification.py", "transferflow/prompting.py", "transferflow/text_to_text.py",
           str(TASK), str(FINETUNED)),
@@ -74,9 +74,13 @@ def majority_class(task) -> tuple[int, dict[str, dict]]:
                    for split in ("validation", "test")}
 
 
-def leaderboard_markdown(rows: list[dict], notes: dict[str, list[str]] | None = None) -> str:
-    """The table, then any strategy's notes (summary.json `notes`: layer sweep, auxiliary-task scores)."""
-    head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+def leaderboard_markdown(rows: list[dict], notes: dict[str, list[str]] | None = None,
+                         init_from: str | None = None) -> str:
+    """Where pretraining started, the table, then any strategy's notes (summary.json `notes`: layer
+    sweep, auxiliary-task scores)."""
+    start = f"Pretraining started from `{init_from}` (pretrain.init_from).\n\n" if init_from else \
+        "Pretraining started from random weights.\n\n"
+    head = start + "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
     fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
     table = head + "".join("| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |\n" for r in rows)
     lines = [f"- **{name}**: {line}" for name, lines in (notes or {}).items() for line in lines]
@@ -154,7 +158,7 @@ def main(params: Params, parent_run_id: str | None = None) -> list[dict]:
         rows.sort(key=lambda r: r[f"validation_{selection}"], reverse=True)
         best = rows[0]["strategy"]
         with atomic_dir(OUT) as tmp:
-            write_text(tmp / "leaderboard.md", leaderboard_markdown(rows, notes))
+            write_text(tmp / "leaderboard.md", leaderboard_markdown(rows, notes, params.pretrain.init_from))
             write_text(tmp / "leaderboard.csv", _csv(rows, COLUMNS))
             write_json(tmp / "leaderboard.json", rows)
             _accuracy_png(tmp / "leaderboard.png", rows)

@@ -1,4 +1,4 @@
-"""pretrain: language-model pretraining from scratch of the chosen family (no hub weights).
+"""pretrain: language-model pretraining of the chosen family, from scratch or from a checkpoint.
 
     python -m tasks.pretrain [--params params.yaml]
 
@@ -10,6 +10,10 @@ with span corruption (transferflow/span_corruption.py). Every family trains on p
 SDPA attention, and in bf16 where this machine runs it faster (transferflow/precision.py). All three
 report held-out perplexity and token accuracy over the tokens they predict, beside the corpus's
 unigram entropy: a loss at that level means the model has learned no context.
+
+With pretrain.init_from the stage starts from a checkpoint (a local folder or a hub id) instead of
+random weights and continues pretraining it on the prepared corpus (DAPT/TAPT), or with max_steps 0
+only imports it.
 
 Checkpoints go to checkpoints/pretrain every eval_steps; a re-run with the same params resumes from
 the last one. The finished model (safetensors, with its tokenizer) is written to artifacts/pretrain
@@ -30,13 +34,13 @@ import mlflow
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from transformers import (AutoTokenizer, BertConfig, DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel,
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, BertConfig, DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel,
                           ModernBertConfig, ModernBertForMaskedLM, T5Config, T5ForConditionalGeneration, Trainer,
                           set_seed)
 from transformers.trainer_utils import get_last_checkpoint
 
 from transferflow.config import Params, PretrainParams
-from transferflow.errors import TrainingError
+from transferflow.errors import ParamsError, TrainingError
 from transferflow.files import atomic_dir, fingerprint, load_prepared, write_json
 from transferflow import masked_lm as sparse_mlm_module
 from transferflow.masked_lm import SparseBertForMaskedLM
@@ -125,8 +129,11 @@ def causal_lm(p: PretrainParams, tokenizer, dropout: float):
         attn_pdrop=dropout, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, attn_implementation="sdpa",
     )
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)  # labels = inputs; the model shifts
-    return GPT2LMHeadModel(config), collator
+    return GPT2LMHeadModel(config), _causal_collator(p, tokenizer)
+
+
+def _causal_collator(p: PretrainParams, tokenizer) -> DataCollatorForLanguageModeling:
+    return DataCollatorForLanguageModeling(tokenizer, mlm=False)  # labels = inputs; the model shifts
 
 
 def span_corruption(p: PretrainParams, tokenizer, dropout: float):
@@ -138,12 +145,26 @@ def span_corruption(p: PretrainParams, tokenizer, dropout: float):
         decoder_start_token_id=tokenizer.pad_token_id,  # tied embeddings: T5 then scales logits by d_model**-0.5
         attn_implementation="sdpa",
     )
-    collator = SpanCorruptionCollator(tokenizer, p.noise_density, p.mean_span_length)
-    return T5ForConditionalGeneration(config), collator
+    return T5ForConditionalGeneration(config), _span_collator(p, tokenizer)
+
+
+def _span_collator(p: PretrainParams, tokenizer) -> SpanCorruptionCollator:
+    return SpanCorruptionCollator(tokenizer, p.noise_density, p.mean_span_length)
 
 
 OBJECTIVES = {"bert": masked_lm, "modernbert": modern_masked_lm, "gpt": causal_lm, "t5": span_corruption}
 """Model and objective of each family: (params, tokenizer, dropout) -> (model, collator)."""
+
+COLLATORS = {"bert": _mlm_collator, "modernbert": _mlm_collator, "gpt": _causal_collator, "t5": _span_collator}
+"""Each family's objective as a collator: (params, tokenizer) -> batches with their labels."""
+
+CHECKPOINT_CLASSES = {"bert": SparseBertForMaskedLM, "modernbert": ModernBertForMaskedLM,
+                      "gpt": AutoModelForCausalLM, "t5": AutoModelForSeq2SeqLM}
+"""The class each family loads a checkpoint (pretrain.init_from) into, its objective's head included."""
+
+CHECKPOINT_TYPES = {"bert": ("bert",), "modernbert": ("modernbert",), "t5": ("t5",)}
+"""config.json model_type a family's checkpoint must have (gpt: any causal LM Auto loads)."""
+
 
 DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob",  # bert
                   "embedding_dropout", "mlp_dropout", "attention_dropout",  # modernbert
@@ -151,6 +172,25 @@ DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob",  # bert
                   "dropout_rate")  # t5
 """Config fields of the families' dropout: pretraining runs with pretrain.pretraining_dropout, and the
 saved model carries pretrain.model.dropout in them for fine-tuning."""
+
+
+def from_checkpoint(p: PretrainParams, tokenizer, dropout: float):
+    """(model, collator): the checkpoint at p.init_from, with pretraining's dropout and the family's objective."""
+    config = AutoConfig.from_pretrained(p.init_from)
+    if p.family in CHECKPOINT_TYPES and config.model_type not in CHECKPOINT_TYPES[p.family]:
+        raise ParamsError(f"pretrain.init_from {p.init_from} holds a {config.model_type} model; "
+                          f"pretrain.family {p.family} needs {' or '.join(CHECKPOINT_TYPES[p.family])}")
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if positions and p.model.max_length > positions:
+        raise ParamsError(f"pretrain.model.max_length ({p.model.max_length}) exceeds the {positions} positions "
+                          f"of the checkpoint {p.init_from}")
+    for field in DROPOUT_FIELDS:
+        if hasattr(config, field):
+            setattr(config, field, dropout)
+    if p.family == "modernbert":
+        config.sparse_prediction = True  # decode the masked positions only, as a model built here does
+    model = CHECKPOINT_CLASSES[p.family].from_pretrained(p.init_from, config=config, attn_implementation="sdpa")
+    return model, COLLATORS[p.family](p, tokenizer)
 
 
 def unigram_entropy(blocks: datasets.Dataset, special_ids: list[int]) -> float:
@@ -211,7 +251,8 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         corpus = load_prepared(CORPUS)
         if p.max_eval_lines and len(corpus["validation"]) > p.max_eval_lines:
             corpus["validation"] = corpus["validation"].select(range(p.max_eval_lines))
-        model, collator = OBJECTIVES[p.family](p, tokenizer, p.pretraining_dropout)
+        start = from_checkpoint if p.init_from else OBJECTIVES[p.family]
+        model, collator = start(p, tokenizer, p.pretraining_dropout)
         data = pack_blocks(corpus, tokenizer, p.model.max_length)
         if not len(data["train"]) or not len(data["validation"]):
             raise ValueError(f"the corpus gives no {p.model.max_length}-token block for pretraining: "
@@ -226,11 +267,13 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
             callbacks=[MlflowMetrics(perplexity=True), StopOnDivergence()],
         )
         started = time.perf_counter()
-        result = trainer.train(resume_from_checkpoint=resume or None)
+        # max_steps 0 imports a checkpoint as it is (Trainer would read 0 as "train by epochs")
+        result = trainer.train(resume_from_checkpoint=resume or None) if p.max_steps else None
         seconds = time.perf_counter() - started
+        steps = result.global_step if result else 0
         scores = held_out_scores(trainer.model, data["validation"], collator, p.batch_size * 2, p.seed)
         if not math.isfinite(scores["mean_nll"]):  # nothing half-trained is saved as the pretrained model
-            raise TrainingError(f"held-out loss is {scores['mean_nll']} after {result.global_step} steps "
+            raise TrainingError(f"held-out loss is {scores['mean_nll']} after {steps} steps "
                                 f"(learning rate {p.learning_rate:g}): training diverged; lower the learning rate")
         for field in DROPOUT_FIELDS:  # fine-tuning gets its dropout back
             if hasattr(trainer.model.config, field):
@@ -242,10 +285,10 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         summary = {
             "perplexity": scores["perplexity"], "loss": scores["mean_nll"],
             "unigram_entropy": unigram_entropy(data["train"], tokenizer.all_special_ids),
-            "token_accuracy": scores["token_accuracy"], "train_loss": result.training_loss,
-            "steps": result.global_step, "parameters": count_parameters(trainer.model)[1],
-            "train_seconds": seconds, "tokens_per_second": result.global_step * p.batch_size * p.model.max_length / seconds,
-            "corpus_tokens": tokens, "bf16": bf16, "resumed": resume,
+            "token_accuracy": scores["token_accuracy"], "train_loss": result.training_loss if result else None,
+            "steps": steps, "parameters": count_parameters(trainer.model)[1], "train_seconds": seconds,
+            "tokens_per_second": steps * p.batch_size * p.model.max_length / seconds,
+            "corpus_tokens": tokens, "bf16": bf16, "resumed": resume, "init_from": p.init_from or "random init",
         }
         write_json(STAGE.metrics[0], summary)
         curve = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]

@@ -6,7 +6,8 @@ Each family gets the tokenizer it was designed with, trained with `tokenizers`:
 bert WordPiece (BERT's normaliser and pre-tokeniser; modernbert the same without segment ids), gpt
 byte-level BPE (GPT-2: every byte string is encodable, no unknown token), t5 Unigram with
 `<extra_id_N>` sentinels (T5's SentencePiece scheme).
-Saved as a `PreTrainedTokenizerFast` folder that `AutoTokenizer.from_pretrained` loads.
+Saved as a `PreTrainedTokenizerFast` folder that `AutoTokenizer.from_pretrained` loads. With
+pretrain.init_from the checkpoint's own tokenizer is saved instead.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import mlflow
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from transferflow.config import Params, TokenizerParams
 from transferflow.files import atomic_dir, load_prepared
@@ -29,7 +30,7 @@ GPT_EOS, GPT_PAD = "<|endoftext|>", "<pad>"
 T5_SENTINELS = [f"<extra_id_{i}>" for i in range(100)]  # T5's 100 span-corruption placeholders
 STAGE = StageSpec(
     name="tokenizer",
-    params=("tokenizer", "pretrain.family", "pretrain.model.max_length"),
+    params=("tokenizer", "pretrain.family", "pretrain.model.max_length", "pretrain.init_from"),
     deps=("tasks/tokenizer.py", str(CORPUS)),
     outs=(str(OUT),),
 )
@@ -102,12 +103,17 @@ TRAINERS = {"bert": wordpiece, "modernbert": wordpiece_without_segments, "gpt": 
 
 
 def main(params: Params, parent_run_id: str | None = None) -> dict:
-    """Train the family's tokenizer (TRAINERS) on the prepared corpus."""
-    p = params.tokenizer
-    with stage_run("tokenizer", p.model_dump() | {"family": params.pretrain.family}, parent_run_id):
+    """Train the family's tokenizer (TRAINERS) on the prepared corpus, or take the checkpoint's
+    (pretrain.init_from): its embeddings are indexed by that vocabulary."""
+    p, init_from = params.tokenizer, params.pretrain.init_from
+    logged = p.model_dump() | {"family": params.pretrain.family, "init_from": init_from}
+    with stage_run("tokenizer", logged, parent_run_id):
         corpus = load_prepared(CORPUS)["train"]
-        train = TRAINERS[params.pretrain.family]
-        tokenizer = train(corpus["text"], p, model_max_length=params.pretrain.model.max_length)
+        if init_from:
+            tokenizer = AutoTokenizer.from_pretrained(init_from)
+        else:
+            tokenizer = TRAINERS[params.pretrain.family](corpus["text"], p,
+                                                         model_max_length=params.pretrain.model.max_length)
         with atomic_dir(OUT) as tmp:
             tokenizer.save_pretrained(tmp)
         sample = corpus["text"][: min(1000, len(corpus))]

@@ -2,6 +2,7 @@
 bf16 only where it is faster, and diagnostics that show whether the model learned context."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,3 +85,53 @@ def test_peak_memory_is_each_blocks_own():
         sum(range(1000))
     assert 150 < big.mb < 400  # the block's own rise, not the process's peak so far
     assert small.mb < 50  # reset: the earlier 200 MiB does not count here
+
+
+def test_pretraining_starts_from_a_checkpoint_imports_it_or_continues_it(pretrained_workspace, tmp_path, monkeypatch):
+    """pretrain.init_from: the checkpoint is a folder this suite saved (the smoke pipeline's pretrained
+    model; no network here), its tokenizer is taken, and 0 steps import it as it is."""
+    import shutil
+
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from tasks import pretrain, tokenizer
+    from tests.conftest import make_workspace
+    from transferflow.config import load_params
+    from transferflow.errors import ParamsError
+
+    checkpoint = pretrained_workspace / "artifacts" / "pretrain"
+    root = make_workspace(tmp_path / "ws")
+    shutil.copytree(pretrained_workspace / "artifacts" / "prepare", root / "artifacts" / "prepare")
+    monkeypatch.chdir(root)
+    params = load_params("params.yaml")
+
+    def starting(**fields):
+        return params.model_copy(update={"pretrain": params.pretrain.model_copy(
+            update={"init_from": str(checkpoint)} | fields)})
+
+    tokenizer.main(starting(max_steps=0))
+    assert AutoTokenizer.from_pretrained("artifacts/tokenizer").get_vocab() == \
+        AutoTokenizer.from_pretrained(checkpoint).get_vocab()
+    summary = pretrain.main(starting(max_steps=0))
+    assert summary["steps"] == 0 and summary["init_from"] == str(checkpoint)
+    original, imported = (load_file(f / "model.safetensors") for f in (checkpoint, Path("artifacts/pretrain")))
+    assert all(torch.equal(original[k], imported[k]) for k in original)
+
+    summary = pretrain.main(starting(max_steps=3, eval_steps=3))  # continued pretraining on the corpus
+    assert summary["steps"] == 3
+    continued = load_file(Path("artifacts/pretrain") / "model.safetensors")
+    assert original.keys() == continued.keys() and not all(torch.equal(original[k], continued[k]) for k in original)
+
+    with pytest.raises(ParamsError, match=r"holds a bert model; pretrain.family modernbert needs modernbert"):
+        pretrain.main(starting(family="modernbert"))
+
+
+def test_zero_pretraining_steps_need_a_checkpoint():
+    from pydantic import ValidationError
+
+    from transferflow.config import PretrainParams
+
+    with pytest.raises(ValidationError, match="max_steps 0 trains nothing: it needs init_from"):
+        PretrainParams(max_steps=0)
+    assert PretrainParams(max_steps=0, init_from="some/checkpoint").max_steps == 0

@@ -223,6 +223,22 @@ class PretrainParams(TrainingParams):
     """t5: mean length of a corrupted span, in tokens (T5 uses 3)."""
     max_eval_lines: int | None = Field(2000, gt=0)
     """Validation lines used for perplexity; null uses the whole validation corpus."""
+    init_from: str | None = None
+    """A checkpoint to start from instead of random weights: a local transformers folder (an earlier
+    run's artifacts/pretrain, another team's model) or a hub id such as `bert-base-uncased` (needs a
+    network), holding a model of `family` and its tokenizer, which the tokenizer stage then takes
+    instead of training one. `model` is read from the checkpoint rather than built; model.max_length
+    is still the block length and must fit its positions. With max_steps 0 the stage only imports it;
+    with steps it continues pretraining on the prepared corpus, which task_text_in_corpus can make the
+    task's own text (domain- and task-adaptive pretraining, Gururangan et al. 2020). null: random init."""
+    max_steps: int = Field(1000, ge=0)
+    """Optimizer steps to pretrain for; 0 (with init_from) imports the checkpoint without training."""
+
+    @model_validator(mode="after")
+    def _steps_or_checkpoint(self) -> PretrainParams:
+        if self.max_steps == 0 and self.init_from is None:
+            raise ValueError("max_steps 0 trains nothing: it needs init_from, a checkpoint to import")
+        return self
 
 
 class PromptParams(Section):

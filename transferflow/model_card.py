@@ -53,7 +53,8 @@ def collect(params: Params, strategy: str, model_uri: str, lineage: dict[str, st
                  "test_split": data_card.get("task", {}).get("test_split", "")},
         "pretraining": {"corpus_source": params.prepare.corpus_source, "lines": corpus.get("rows"),
                         "words": corpus.get("words"), "steps": params.pretrain.max_steps,
-                        "family": params.pretrain.family, "encoder": params.pretrain.model.model_dump()},
+                        "family": params.pretrain.family, "encoder": params.pretrain.model.model_dump(),
+                        "init_from": params.pretrain.init_from},
         "hyperparameters": ft.model_dump(exclude={"strategies", "options"}) | ft.options.get(strategy, {}),
         "metrics": metrics,
         "lineage": lineage,
@@ -80,7 +81,9 @@ def render(name: str, version: str | int, facts: dict, gate: dict | None = None)
               f"- rows: {', '.join(f'{s} {n}' for s, n in rows.items()) or 'unknown'}"]
     if data.get("test_split"):
         lines.append(f"- test split: {data['test_split']}")
+    start = f"`{pre['init_from']}` (pretrain.init_from)" if pre.get("init_from") else "random weights"
     lines += ["", "## Pretraining",
+              f"- started from: {start}",
               f"- corpus: `{pre.get('corpus_source', 'unknown')}`, {pre.get('lines', '?')} lines, "
               f"{pre.get('words', '?')} words; {pre.get('steps', '?')} {OBJECTIVES.get(pre.get('family', 'bert'))} steps",
               f"- model ({pre.get('family', 'bert')}): "
@@ -106,8 +109,10 @@ def render(name: str, version: str | int, facts: dict, gate: dict | None = None)
               ner[0] if ner else f"Labelling short English sentences as {labels}, like the sentences of "
               f"`{data.get('task_source', 'the task data')}`; served by `transferflow serve`.",
               "", "## Known limits",
-              f"- The model was pretrained from scratch on {pre.get('words', '?')} words, far less than public "
-              "pretrained models: expect lower accuracy, and brittleness on words and domains outside that text.",
+              (f"- Pretraining continued from `{pre['init_from']}` on {pre.get('words', '?')} words: it keeps that "
+               "checkpoint's limits and biases." if pre.get("init_from") else
+               f"- The model was pretrained from scratch on {pre.get('words', '?')} words, far less than public "
+               "pretrained models: expect lower accuracy, and brittleness on words and domains outside that text."),
               *(ner[1:] or [f"- Inputs longer than {max_length} tokens are truncated.",
                             f"- It always answers one of: {labels}; there is no 'unsure' answer and scores are not "
                             "calibrated."]),
