@@ -39,6 +39,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqL
                           set_seed)
 from transformers.trainer_utils import get_last_checkpoint
 
+from transferflow.checkpoint import PREVIOUS, checkpoint_inputs, starting_checkpoint
 from transferflow.config import Params, PretrainParams
 from transferflow.errors import ParamsError, TrainingError
 from transferflow.files import atomic_dir, fingerprint, load_prepared, write_json
@@ -60,8 +61,10 @@ STAGE = StageSpec(
     name="pretrain",
     params=("pretrain",),
     deps=("tasks/pretrain.py", "transferflow/metrics", "transferflow/training.py", "transferflow/span_corruption.py",
-          "transferflow/masked_lm.py", "transferflow/precision.py", str(CORPUS), str(TOKENIZER)),
+          "transferflow/masked_lm.py", "transferflow/precision.py", "transferflow/checkpoint.py", str(CORPUS),
+          str(TOKENIZER)),
     outs=(str(OUT),),
+    optional_inputs=checkpoint_inputs,
     metrics=("metrics/pretrain.json",),
     plots=("plots/pretrain.json",),
 )
@@ -232,7 +235,8 @@ def _resume_point(p: PretrainParams) -> bool:
     """Resume only from checkpoints written with the same params and inputs; otherwise start clean."""
     stamp = hashlib.sha256(json.dumps(p.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
     objective_code = [Path(__file__), Path(span_corruption_module.__file__), Path(sparse_mlm_module.__file__)]
-    stamp += fingerprint([CORPUS, TOKENIZER, *objective_code])
+    start = [Path(p.init_from)] if p.init_from and Path(p.init_from).is_dir() else []  # previous changes nightly
+    stamp += fingerprint([CORPUS, TOKENIZER, *objective_code, *start])
     stamp_file = CHECKPOINTS / "params.sha256"
     if stamp_file.is_file() and stamp_file.read_text() == stamp and get_last_checkpoint(str(CHECKPOINTS)):
         return True
@@ -251,6 +255,7 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         corpus = load_prepared(CORPUS)
         if p.max_eval_lines and len(corpus["validation"]) > p.max_eval_lines:
             corpus["validation"] = corpus["validation"].select(range(p.max_eval_lines))
+        p = p.model_copy(update={"init_from": starting_checkpoint(p.init_from)})  # previous: a folder, or none yet
         start = from_checkpoint if p.init_from else OBJECTIVES[p.family]
         model, collator = start(p, tokenizer, p.pretraining_dropout)
         data = pack_blocks(corpus, tokenizer, p.model.max_length)
@@ -278,9 +283,10 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         for field in DROPOUT_FIELDS:  # fine-tuning gets its dropout back
             if hasattr(trainer.model.config, field):
                 setattr(trainer.model.config, field, p.model.dropout)
-        with atomic_dir(OUT) as tmp:
-            trainer.model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
+        for folder in (OUT, PREVIOUS):  # PREVIOUS: where the next `init_from: previous` starts
+            with atomic_dir(folder) as tmp:
+                trainer.model.save_pretrained(tmp, safe_serialization=True)
+                tokenizer.save_pretrained(tmp)
         tokens = len(data["train"]) * p.model.max_length
         summary = {
             "perplexity": scores["perplexity"], "loss": scores["mean_nll"],

@@ -18,6 +18,7 @@ import mlflow
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from transferflow.checkpoint import checkpoint_inputs, starting_checkpoint
 from transferflow.config import Params, TokenizerParams
 from transferflow.files import atomic_dir, load_prepared
 from transferflow.stage import StageSpec, stage_cli
@@ -31,8 +32,9 @@ T5_SENTINELS = [f"<extra_id_{i}>" for i in range(100)]  # T5's 100 span-corrupti
 STAGE = StageSpec(
     name="tokenizer",
     params=("tokenizer", "pretrain.family", "pretrain.model.max_length", "pretrain.init_from"),
-    deps=("tasks/tokenizer.py", str(CORPUS)),
+    deps=("tasks/tokenizer.py", "transferflow/checkpoint.py", str(CORPUS)),
     outs=(str(OUT),),
+    optional_inputs=checkpoint_inputs,
 )
 
 
@@ -105,7 +107,7 @@ TRAINERS = {"bert": wordpiece, "modernbert": wordpiece_without_segments, "gpt": 
 def main(params: Params, parent_run_id: str | None = None) -> dict:
     """Train the family's tokenizer (TRAINERS) on the prepared corpus, or take the checkpoint's
     (pretrain.init_from): its embeddings are indexed by that vocabulary."""
-    p, init_from = params.tokenizer, params.pretrain.init_from
+    p, init_from = params.tokenizer, starting_checkpoint(params.pretrain.init_from)
     logged = p.model_dump() | {"family": params.pretrain.family, "init_from": init_from}
     with stage_run("tokenizer", logged, parent_run_id):
         corpus = load_prepared(CORPUS)["train"]

@@ -135,3 +135,29 @@ def test_zero_pretraining_steps_need_a_checkpoint():
     with pytest.raises(ValidationError, match="max_steps 0 trains nothing: it needs init_from"):
         PretrainParams(max_steps=0)
     assert PretrainParams(max_steps=0, init_from="some/checkpoint").max_steps == 0
+
+
+def test_previous_continues_from_the_last_pretrained_model_of_the_workspace(pretrained_workspace, tmp_path,
+                                                                            monkeypatch):
+    import shutil
+
+    from tasks import pretrain, tokenizer
+    from tests.conftest import make_workspace
+    from transferflow.checkpoint import PREVIOUS
+    from transferflow.config import load_params
+
+    root = make_workspace(tmp_path / "ws")
+    shutil.copytree(pretrained_workspace / "artifacts" / "prepare", root / "artifacts" / "prepare")
+    monkeypatch.chdir(root)
+    params = load_params("params.yaml")
+    params = params.model_copy(update={"pretrain": params.pretrain.model_copy(
+        update={"init_from": "previous", "max_steps": 2, "eval_steps": 2})})
+
+    for night, start in enumerate(["random init", str(PREVIOUS)]):
+        tokenizer.main(params)
+        before = pretrain.STAGE.cache_key(params)
+        summary = pretrain.main(params)
+        assert summary["init_from"] == start, f"night {night}"
+        assert (PREVIOUS / "model.safetensors").is_file()
+    assert str(PREVIOUS) in pretrain.STAGE.resolve(params).deps
+    assert pretrain.STAGE.cache_key(params) != before  # the flow's cache sees the kept model: the next night trains

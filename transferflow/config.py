@@ -230,7 +230,9 @@ class PretrainParams(TrainingParams):
     instead of training one. `model` is read from the checkpoint rather than built; model.max_length
     is still the block length and must fit its positions. With max_steps 0 the stage only imports it;
     with steps it continues pretraining on the prepared corpus, which task_text_in_corpus can make the
-    task's own text (domain- and task-adaptive pretraining, Gururangan et al. 2020). null: random init."""
+    task's own text (domain- and task-adaptive pretraining, Gururangan et al. 2020). `previous`: the
+    model this workspace's last successful pretrain stage wrote (checkpoints/pretrain-previous), so a
+    nightly schedule accumulates pretraining; random weights while there is none. null: random init."""
     max_steps: int = Field(1000, ge=0)
     """Optimizer steps to pretrain for; 0 (with init_from) imports the checkpoint without training."""
 

@@ -35,6 +35,10 @@ class StageSpec:
     """Small JSON files of figures (dvc.yaml `metrics:`, not cached)."""
     plots: tuple[str, ...] = ()
     """Data files DVC renders as plots (dvc.yaml `plots:`)."""
+    optional_inputs: Callable[[Params], list[str]] | None = None
+    """Paths the stage reads only under some params (pretrain.init_from's checkpoint): hashed into the
+    flow's cache key when given. dvc.yaml cannot list a path that may be null; its params dep sees
+    the setting, not the content."""
 
     def for_item(self, item: str | None) -> StageSpec:
         """Fill `{item}` in paths, for stages run once per strategy (dvc.yaml foreach)."""
@@ -42,12 +46,14 @@ class StageSpec:
             return self
         fill = lambda paths: tuple(p.replace("{item}", item) for p in paths)  # noqa: E731
         return StageSpec(self.name, self.params, fill(self.deps), fill(self.outs), fill(self.metrics),
-                         fill(self.plots))
+                         fill(self.plots), self.optional_inputs)
 
     def resolve(self, params: Params) -> StageSpec:
         """Fill `${section.key}` in deps from `params`: the paths this run's data comes from."""
         fill = lambda path: re.sub(r"\$\{([\w.]+)\}", lambda m: str(_lookup(params, m.group(1))), path)  # noqa: E731
-        return StageSpec(self.name, self.params, tuple(map(fill, self.deps)), self.outs, self.metrics, self.plots)
+        optional = tuple(self.optional_inputs(params)) if self.optional_inputs else ()
+        return StageSpec(self.name, self.params, (*map(fill, self.deps), *optional), self.outs, self.metrics,
+                         self.plots)
 
     def outputs_exist(self, item: str | None = None) -> bool:
         """Whether every output is on disk."""
