@@ -39,7 +39,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqL
                           set_seed)
 from transformers.trainer_utils import get_last_checkpoint
 
-from transferflow.checkpoint import PREVIOUS, checkpoint_inputs, starting_checkpoint
+from transferflow.checkpoint import PREVIOUS, checkpoint_inputs, load_from_checkpoint, starting_checkpoint
 from transferflow.config import Params, PretrainParams
 from transferflow.errors import ParamsError, TrainingError
 from transferflow.files import atomic_dir, fingerprint, load_prepared, write_json
@@ -179,7 +179,7 @@ saved model carries pretrain.model.dropout in them for fine-tuning."""
 
 def from_checkpoint(p: PretrainParams, tokenizer, dropout: float):
     """(model, collator): the checkpoint at p.init_from, with pretraining's dropout and the family's objective."""
-    config = AutoConfig.from_pretrained(p.init_from)
+    config = load_from_checkpoint(AutoConfig.from_pretrained, p.init_from)
     if p.family in CHECKPOINT_TYPES and config.model_type not in CHECKPOINT_TYPES[p.family]:
         raise ParamsError(f"pretrain.init_from {p.init_from} holds a {config.model_type} model; "
                           f"pretrain.family {p.family} needs {' or '.join(CHECKPOINT_TYPES[p.family])}")

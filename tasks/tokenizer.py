@@ -18,7 +18,7 @@ import mlflow
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from transferflow.checkpoint import checkpoint_inputs, starting_checkpoint
+from transferflow.checkpoint import checkpoint_inputs, load_from_checkpoint, starting_checkpoint
 from transferflow.config import Params, TokenizerParams
 from transferflow.files import atomic_dir, load_prepared
 from transferflow.stage import StageSpec, stage_cli
@@ -112,7 +112,7 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
     with stage_run("tokenizer", logged, parent_run_id):
         corpus = load_prepared(CORPUS)["train"]
         if init_from:
-            tokenizer = AutoTokenizer.from_pretrained(init_from)
+            tokenizer = load_from_checkpoint(AutoTokenizer.from_pretrained, init_from)
         else:
             tokenizer = TRAINERS[params.pretrain.family](corpus["text"], p,
                                                          model_max_length=params.pretrain.model.max_length)

@@ -156,6 +156,12 @@ CASES = [
     Case("data-corpus-empty", "an empty pretraining corpus", corpus(""), r"corpus/train.txt is empty: the corpus needs one paragraph of text per line$"),
     Case("data-corpus-short", "a corpus of headings and short lines only", corpus("too short\n= Heading =\n"),
          r"corpus train: the corpus has no line of 20 or more characters \(prepare.min_corpus_chars\)"),
+    Case("params-init-from-missing", "pretrain.init_from names no folder", params(pretrain={"init_from": "./no/model"}),
+         r"^pretrain.init_from ./no/model: no transformers checkpoint there", 2, "tokenizer"),
+    Case("params-init-from-offline", "pretrain.init_from is a hub id, offline",
+         params(pretrain={"init_from": "bert-base-uncased"}),
+         r"^pretrain.init_from bert-base-uncased: cannot load it \(.+\); offline, name a local checkpoint folder$",
+         2, "tokenizer"),
     # training: a loss that goes to nan/inf stops at once, nothing is written or registered
     Case("train-pretrain-nan", "pretrain.learning_rate: 1e6", params(pretrain={"learning_rate": 1e6}),
          r"is (nan|inf) at step \d+ \(learning rate .*\): training diverged", stops_in="pretrain"),
