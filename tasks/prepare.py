@@ -92,6 +92,10 @@ def check_classes(raw: datasets.DatasetDict, p: PrepareParams) -> None:
                                 f"{', '.join(few)}, need {MIN_ROWS_PER_CLASS} or more rows each")
 
 
+TEXT_DTYPES = ("string", "large_string")
+"""datasets' dtypes of a text column (its csv and json builders read large_string)."""
+
+
 def check_label_ids(raw: datasets.DatasetDict, p: PrepareParams,
                     origins: dict[str, tuple[str, int | None]]) -> datasets.DatasetDict:
     """Every label a name of p.label_names or its integer id, then ids; an error names the first bad
@@ -106,7 +110,8 @@ def check_label_ids(raw: datasets.DatasetDict, p: PrepareParams,
             raise DataError(f"{where}: label {y!r} is neither a name nor an id of prepare.label_names "
                             f"{p.label_names} (0..{len(ids) - 1}); {len(bad)} such row(s) in {split}")
     # names, or a column with a bad value, were read as strings; once every value is valid, make them ids
-    return raw.map(lambda e: {"label": valid[str(e["label"])]}) if raw["train"].features["label"].dtype == "string" else raw
+    texts = any(ds.features["label"].dtype in TEXT_DTYPES for ds in raw.values())
+    return raw.map(lambda e: {"label": valid[str(e["label"])]}) if texts else raw
 
 
 MAX_PART_WORDS = 64
@@ -168,8 +173,18 @@ def carve_description(size: int, dropped: int, p: PrepareParams) -> str:
     return f"{size} rows carved from train, stratified, seed {p.seed}"
 
 
+def names_from_data(raw: datasets.DatasetDict, p: PrepareParams) -> list[str]:
+    """label_names null: train's distinct labels, sorted, when the data holds them as names."""
+    if raw["train"].features["label"].dtype not in TEXT_DTYPES:
+        raise DataError(f"{p.task_source}: its labels are numbers, so prepare.label_names must name them "
+                        "(in id order); null takes names only from labels written as names")
+    return sorted(set(raw["train"]["label"]))
+
+
 def prepare_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
     raw, origins = load_labelled_task(p.task_source, p.text_column, p.label_column, p.test_split)
+    if p.label_names is None:
+        p = p.model_copy(update={"label_names": names_from_data(raw, p)})
     raw = check_label_ids(raw, p, origins)
     labels = datasets.ClassLabel(names=p.label_names)
     raw = raw.map(_normalise).filter(lambda e: bool(e["text"])).cast_column("label", labels)

@@ -26,7 +26,7 @@ def phrase_treebank(sentences: int = 40) -> datasets.Dataset:
 
 
 def params(**fields) -> PrepareParams:
-    return PrepareParams(label_names=["neg", "pos"], validation_size=10, **fields)
+    return PrepareParams(**{"label_names": ["neg", "pos"], "validation_size": 10} | fields)
 
 
 def test_parts_are_word_runs_of_a_longer_text():
@@ -139,3 +139,12 @@ def test_a_hub_id_takes_the_named_splits_and_columns(monkeypatch):
     assert asked == [("glue", "sst2")] and len(splits["test"]) == 20 and card["test_split"] == "glue/sst2 validation"
     with pytest.raises(DataError, match=r"glue/sst2 has no split dev \(it has train, validation\): set prepare.test_split"):
         prepare_task(params(task_source="glue/sst2", **YOURS))
+
+
+def test_label_names_null_takes_the_names_the_data_holds(tmp_path):
+    write_split(tmp_path / "all.csv", your_rows(60) | {"category": ["b-side", "a-side", "c-side"] * 20})
+    splits, _ = prepare_task(params(task_source=str(tmp_path / "all.csv"), test_size=12, label_names=None, **YOURS))
+    assert splits["train"].features["label"].names == ["a-side", "b-side", "c-side"]
+    write_split(tmp_path / "ids.csv", your_rows(60) | {"category": [0, 1] * 30})
+    with pytest.raises(DataError, match=r"ids.csv: its labels are numbers, so prepare.label_names must name them"):
+        prepare_task(params(task_source=str(tmp_path / "ids.csv"), test_size=12, label_names=None, **YOURS))

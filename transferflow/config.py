@@ -77,10 +77,11 @@ class PrepareParams(Section):
     corpus_source: str = "data/wikitext2"
     """Unlabelled pretraining text: a local folder with train.txt and valid.txt, or a hub id such as
     `wikitext/wikitext-2-v1` (needs a network)."""
-    label_names: list[str] = ["negative", "positive"]
-    """Name of each class id of the task, in id order; the served model answers with these. For ner,
-    the BIO tags in id order (`O`, then `B-X` and `I-X` for every entity type X); a tag in the data
-    that is not listed is an error, so the ids stay fixed whatever the data holds."""
+    label_names: list[str] | None = ["negative", "positive"]
+    """Name of each class id of the task, in id order; the served model answers with these. null
+    (classification): the distinct labels of train, sorted, when the data holds them as names. For
+    ner, the BIO tags in id order (`O`, then `B-X` and `I-X` for every entity type X); a tag in the
+    data that is not listed is an error, so the ids stay fixed whatever the data holds."""
     aux_task_source: str = "data/ag_news"
     """Second labelled task, for the multitask strategy: AG News (4 news topics) as a local folder with
     test.csv (class 1-4, title, description; no header) and classes.txt, or the hub id `ag_news`
@@ -121,6 +122,10 @@ class PrepareParams(Section):
 
     @model_validator(mode="after")
     def _labels_fit_task_type(self) -> PrepareParams:
+        if self.label_names is None:
+            if self.task_type == "ner":
+                raise ValueError("with task_type ner, label_names must list the BIO tags (the tag ids stay fixed)")
+            return self
         if len(set(self.label_names)) != len(self.label_names) or len(self.label_names) < 2:
             raise ValueError(f"label_names must be two or more distinct names: {self.label_names}")
         if self.task_type == "ner":
@@ -410,7 +415,7 @@ class Params(Section):
         if self.finetune.pooling == "mean" and family == "bert":
             raise ValueError("finetune.pooling: mean needs pretrain.family modernbert (BERT's sequence "
                              "classifier pools [CLS] only)")
-        if family in ("gpt", "t5") and task_type == "classification" and len(words) != len(names):
+        if family in ("gpt", "t5") and task_type == "classification" and names and len(words) != len(names):
             raise ValueError(f"finetune.prompt.label_words {words} must give one word per label of "
                              f"prepare.label_names {names}")
         for key, names in (("finetune.strategies", self.finetune.strategies),
