@@ -192,7 +192,7 @@ def prepare_task(p: PrepareParams) -> tuple[datasets.DatasetDict, dict]:
     train, train_dupes = _dedupe(raw["train"])
     if "test" in raw:
         test, test_dupes = _dedupe(raw["test"])
-        test_split = f"{origins['test'][0]}"
+        test_split = origins["test"][0]
     else:  # one file, or test_split null: test is carved as validation is
         train, test, parts_dropped = carve(train, p.test_size, p, "test_size")
         test_dupes, test_split = 0, carve_description(p.test_size, parts_dropped, p)

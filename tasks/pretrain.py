@@ -34,9 +34,9 @@ import mlflow
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, BertConfig, DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel,
-                          ModernBertConfig, ModernBertForMaskedLM, T5Config, T5ForConditionalGeneration, Trainer,
-                          set_seed)
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, BertConfig,
+                          DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel, ModernBertConfig,
+                          ModernBertForMaskedLM, T5Config, T5ForConditionalGeneration, Trainer, set_seed)
 from transformers.trainer_utils import get_last_checkpoint
 
 from transferflow.checkpoint import PREVIOUS, checkpoint_inputs, load_from_checkpoint, starting_checkpoint

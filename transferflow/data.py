@@ -72,8 +72,9 @@ def _split_file(folder: Path, split: str) -> Path:
     """The one file `<split>.<ending>` of a task folder."""
     found = [folder / f"{split}{ending}" for ending in TASK_FORMATS if (folder / f"{split}{ending}").is_file()]
     if not found:
+        hint = "" if split == "train" else ", or set prepare.test_split (null carves test from train)"
         raise DataError(f"missing data file(s) {folder / split}.tsv (or {', '.join(list(TASK_FORMATS)[1:])}): "
-                        "run `dvc pull` (or `dvc checkout`) to restore them, or name the split in prepare")
+                        f"run `dvc pull` (or `dvc checkout`) to restore them{hint}")
     if len(found) > 1:
         raise DataError(f"{folder} holds {' and '.join(f.name for f in found)}: keep one file per split")
     return found[0]
