@@ -17,8 +17,8 @@ minutes becomes pretrain.max_steps from the seconds per step of the first pretra
 
 It works in --workdir (its own prepare, tokenizer and pretrain outputs: the project's artifacts/ are
 left alone), writes transfer_gain.{json,md,png} there, and logs them with the figures to MLflow
-(experiment transferflow-bench, MLFLOW_TRACKING_URI as the pipeline). 2 CPU cores: about 12 minutes
-per seed at the demo budget with the default fractions.
+(experiment transferflow-bench, MLFLOW_TRACKING_URI as the pipeline). 2 CPU cores: about 20 minutes
+per seed at the demo budget with the default fractions (3 seeds took 71 minutes on 2026-12-03).
 """
 
 from __future__ import annotations
