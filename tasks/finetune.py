@@ -6,7 +6,9 @@ One loop (Trainer) serves every neural strategy: the strategy only picks the sta
 or freezes the model (tasks/strategies/). Strategies that train themselves (tfidf, features,
 multitask) set a `fit` hook and are called instead. Early stopping and checkpoint selection use
 validation only.
-Writes artifacts/finetune/STRATEGY/{model,adapter?,summary.json} in one rename.
+Writes artifacts/finetune/STRATEGY/{model,adapter?,summary.json} in one rename. Checkpoints go to
+checkpoints/finetune/STRATEGY every eval_steps; a killed run re-run with the same params continues from
+the last one (as pretrain does) and ends with the same figures as a run that was never stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoMo
                           AutoTokenizer, DataCollatorForTokenClassification, DataCollatorWithPadding,
                           EarlyStoppingCallback, Trainer, set_seed)
 
+import transferflow
+from tasks import strategies
 from tasks.strategies import FitInputs, Strategy, get_strategy
 from transferflow.config import FinetuneParams, Params
 from transferflow.files import atomic_dir, load_prepared, write_json
@@ -32,7 +36,7 @@ from transferflow.tracking import stage_run
 from transferflow.models import save_classifier
 from transferflow.token_classification import TAGS, encode_tagged, is_tagging, trainer_metrics
 from transferflow.training import (MlflowMetrics, PeakMemory, StopOnDivergence, count_parameters, optimizer_state_mb,
-                                  training_arguments, validation_summary)
+                                  resume_point, training_arguments, validation_summary)
 
 TASK = Path("artifacts/prepare/task")
 AUX_TASK = Path("artifacts/prepare/aux_task")  # read by the multitask strategy
@@ -47,6 +51,8 @@ STAGE = StageSpec(
     outs=("artifacts/finetune/{item}",),
     metrics=("metrics/finetune/{item}.json",),
 )
+RESUME_CODE = (Path(__file__), Path(strategies.__file__).parent, Path(transferflow.__file__).parent)
+"""Code a checkpoint was written by, wherever the stage runs: any change there starts training afresh."""
 
 
 def encode_task(task: datasets.DatasetDict, tokenizer, max_length: int) -> datasets.DatasetDict:
@@ -100,11 +106,12 @@ def _fit_itself(strategy: Strategy, options, p: FinetuneParams, task: datasets.D
 
 
 def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path,
-             task: datasets.DatasetDict | None = None) -> dict:
+             task: datasets.DatasetDict | None = None, resume: str | None = None) -> dict:
     """Train one strategy; write the servable model (and adapter, for PEFT) into `out`.
 
     `task` replaces the prepared splits: data_efficiency trains on subsets, multitask's single-task
-    comparison on AG News.
+    comparison on AG News. `resume` is a checkpoint of an earlier, killed run to continue from
+    (strategies that train themselves start again).
     """
     strategy = get_strategy(name)
     options = strategy.Options.model_validate(p.options.get(name, {}))
@@ -139,7 +146,7 @@ def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path,
     )
     started = time.perf_counter()
     with PeakMemory() as memory:
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - started
     validation = trainer.evaluate()  # the best checkpoint, reloaded at the end of training
     if hasattr(trainer.model, "peft_config"):  # PEFT: the adapter alone is what must be stored per task
@@ -156,6 +163,7 @@ def finetune(p: FinetuneParams, name: str, out: Path, checkpoints: Path,
         "trainable_pct": 100 * trainable / total,
         "train_seconds": seconds,
         "steps": result.global_step,
+        "resumed": resume is not None,
         "peak_memory_mb": memory.mb,  # this strategy's training alone
         "optimizer_state_mb": optimizer_state_mb(trainer.optimizer),  # after training: every state allocated
         "stored_mb": _folder_bytes(stored) / 2**20,
@@ -172,10 +180,12 @@ def main(params: Params, strategy: str, parent_run_id: str | None = None) -> dic
     checkpoints = Path("checkpoints/finetune") / strategy
     with stage_run("finetune", p.model_dump(), parent_run_id, run_name=f"finetune-{strategy}"):
         mlflow.set_tag("transferflow.strategy", strategy)
-        shutil.rmtree(checkpoints, ignore_errors=True)
+        # a killed run leaves its checkpoints; the same params, code and inputs continue from the last
+        resume = resume_point(checkpoints, {"finetune": p.model_dump(mode="json"), "strategy": strategy},
+                              [TASK, TOKENIZER, PRETRAINED, *RESUME_CODE])
         with atomic_dir(Path("artifacts/finetune") / strategy) as tmp:
-            summary = finetune(p, strategy, tmp, checkpoints)
-        shutil.rmtree(checkpoints, ignore_errors=True)
+            summary = finetune(p, strategy, tmp, checkpoints, resume=resume)
+        shutil.rmtree(checkpoints, ignore_errors=True)  # finished: nothing left to resume
         figures = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         figures |= {f"validation_{k}": v for k, v in summary["validation"].items()}
         write_json(STAGE.for_item(strategy).metrics[0], figures)

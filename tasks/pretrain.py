@@ -22,10 +22,7 @@ in one rename, so a crash never leaves a half-written model for fine-tuning to r
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -37,12 +34,11 @@ from torch.utils.data import DataLoader
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, BertConfig,
                           DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel, ModernBertConfig,
                           ModernBertForMaskedLM, T5Config, T5ForConditionalGeneration, Trainer, set_seed)
-from transformers.trainer_utils import get_last_checkpoint
 
 from transferflow.checkpoint import PREVIOUS, checkpoint_inputs, load_from_checkpoint, starting_checkpoint
 from transferflow.config import Params, PretrainParams
 from transferflow.errors import ParamsError, TrainingError
-from transferflow.files import atomic_dir, fingerprint, load_prepared, write_json
+from transferflow.files import atomic_dir, load_prepared, write_json
 from transferflow import masked_lm as sparse_mlm_module
 from transferflow.masked_lm import SparseBertForMaskedLM
 from transferflow.metrics import load_metric
@@ -51,7 +47,8 @@ from transferflow import span_corruption as span_corruption_module
 from transferflow.span_corruption import SpanCorruptionCollator
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
-from transferflow.training import MlflowMetrics, StopOnDivergence, count_parameters, training_arguments
+from transferflow.training import (MlflowMetrics, StopOnDivergence, count_parameters, resume_point,
+                                  training_arguments)
 
 OUT = Path("artifacts/pretrain")
 CHECKPOINTS = Path("checkpoints/pretrain")
@@ -231,19 +228,11 @@ def held_out_scores(model, dataset, collator, batch_size: int, seed: int) -> dic
     return load_metric("perplexity").compute(nll=nll) | {"token_accuracy": hits / max(len(nll), 1)}
 
 
-def _resume_point(p: PretrainParams) -> bool:
+def _resume_point(p: PretrainParams) -> str | None:
     """Resume only from checkpoints written with the same params and inputs; otherwise start clean."""
-    stamp = hashlib.sha256(json.dumps(p.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
     objective_code = [Path(__file__), Path(span_corruption_module.__file__), Path(sparse_mlm_module.__file__)]
     start = [Path(p.init_from)] if p.init_from and Path(p.init_from).is_dir() else []  # previous changes nightly
-    stamp += fingerprint([CORPUS, TOKENIZER, *objective_code, *start])
-    stamp_file = CHECKPOINTS / "params.sha256"
-    if stamp_file.is_file() and stamp_file.read_text() == stamp and get_last_checkpoint(str(CHECKPOINTS)):
-        return True
-    shutil.rmtree(CHECKPOINTS, ignore_errors=True)
-    CHECKPOINTS.mkdir(parents=True)
-    stamp_file.write_text(stamp)
-    return False
+    return resume_point(CHECKPOINTS, p.model_dump(mode="json"), [CORPUS, TOKENIZER, *objective_code, *start])
 
 
 def main(params: Params, parent_run_id: str | None = None) -> dict:
@@ -273,7 +262,7 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         )
         started = time.perf_counter()
         # max_steps 0 imports a checkpoint as it is (Trainer would read 0 as "train by epochs")
-        result = trainer.train(resume_from_checkpoint=resume or None) if p.max_steps else None
+        result = trainer.train(resume_from_checkpoint=resume) if p.max_steps else None
         seconds = time.perf_counter() - started
         steps = result.global_step if result else 0
         scores = held_out_scores(trainer.model, data["validation"], collator, p.batch_size * 2, p.seed)
@@ -294,7 +283,7 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
             "token_accuracy": scores["token_accuracy"], "train_loss": result.training_loss if result else None,
             "steps": steps, "parameters": count_parameters(trainer.model)[1], "train_seconds": seconds,
             "tokens_per_second": steps * p.batch_size * p.model.max_length / seconds,
-            "corpus_tokens": tokens, "bf16": bf16, "resumed": resume, "init_from": p.init_from or "random init",
+            "corpus_tokens": tokens, "bf16": bf16, "resumed": resume is not None, "init_from": p.init_from or "random init",
         }
         write_json(STAGE.metrics[0], summary)
         curve = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import shutil
 import threading
+from pathlib import Path
 from typing import Callable
 
 import mlflow
@@ -13,6 +17,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from transferflow.config import FinetuneParams, TrainingParams
 from transferflow.errors import TrainingError
+from transferflow.files import fingerprint
 
 
 def training_arguments(p: TrainingParams, output_dir: str, **overrides) -> TrainingArguments:
@@ -45,6 +50,30 @@ def training_arguments(p: TrainingParams, output_dir: str, **overrides) -> Train
         args["use_cpu"] = True  # Trainer takes bf16 without a GPU only when told it trains on the CPU
     return TrainingArguments(**args)
 
+
+
+def resume_point(checkpoints: Path, settings: dict, inputs: list[str | Path]) -> str | None:
+    """The checkpoint a re-run of a killed stage continues from, or None to start clean.
+
+    Checkpoints are kept only for the same `settings` (the stage's params) and the same content of
+    `inputs` (its code and data): a stamp of both sits beside them, and another stamp clears them.
+    A kill can leave the newest checkpoint half-written; Trainer writes trainer_state.json last, so a
+    folder without it is removed and the one before it is used. Hand-written: transformers'
+    get_last_checkpoint takes the newest folder as it is, and knows nothing of params.
+    """
+    stamp = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    stamp += fingerprint(inputs)
+    stamp_file = checkpoints / "stamp.sha256"
+    if stamp_file.is_file() and stamp_file.read_text() == stamp:
+        saved = sorted(checkpoints.glob("checkpoint-*"), key=lambda f: int(f.name.split("-")[-1]), reverse=True)
+        for folder in saved:
+            if (folder / "trainer_state.json").is_file():
+                return str(folder)
+            shutil.rmtree(folder)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    checkpoints.mkdir(parents=True)
+    stamp_file.write_text(stamp)
+    return None
 
 class MlflowMetrics(TrainerCallback):
     """Log every Trainer log line as MLflow metrics of the active (stage) run, by global step.
