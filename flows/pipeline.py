@@ -22,6 +22,7 @@ from tasks import data_efficiency, evaluate, finetune, prepare, pretrain, promot
 from transferflow.config import load_params
 from transferflow.errors import TransferflowError
 from transferflow.tracking import pipeline_run
+from transferflow.workspace_lock import workspace_lock
 
 STAGES: list[ModuleType] = [prepare, tokenizer, pretrain, finetune, evaluate, register, promote, data_efficiency]
 """Stage order of the flow; tests/test_dag_sync.py checks it against dvc.yaml."""
@@ -94,7 +95,7 @@ def pipeline(params_file: str = "params.yaml", data_efficiency: bool = False) ->
             spec.record_outputs(key, *args)
         return result
 
-    with pipeline_run("pipeline", tags={"transferflow.params_file": params_file}) as parent_run:
+    with workspace_lock(), pipeline_run("pipeline", tags={"transferflow.params_file": params_file}) as parent_run:
         parent = parent_run.info.run_id
         for stage in ("prepare", "tokenizer", "pretrain"):
             run(stage)

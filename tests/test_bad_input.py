@@ -228,3 +228,24 @@ def test_verbose_adds_the_traceback_to_the_one_line(workspace, capfd):
         assert code == 2 and err.strip().endswith("error: params.yaml: pretrain.max_stepz: Extra inputs are not permitted")
         assert ("Traceback" in err) is traceback
     get_command(app).main(["check-params"], prog_name="transferflow", standalone_mode=False)  # quiet again
+
+
+def test_a_second_run_in_a_busy_workspace_fails_at_once_naming_the_holder(workspace, capfd):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from transferflow.workspace_lock import workspace_lock\n"
+         "with workspace_lock():\n    print('held', flush=True); time.sleep(600)"],
+        cwd=workspace, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for command in (["run"], ["repro"]):
+            code = get_command(app).main(command, prog_name="transferflow", standalone_mode=False)
+            err = capfd.readouterr().err
+            assert code == 1 and f"error: another run holds .transferflow.lock in {workspace} (pid {holder.pid}" in err
+        assert not (workspace / "artifacts").exists() and not (workspace / "mlruns").exists()  # nothing started
+    finally:
+        holder.kill()  # SIGKILL: the OS frees the lock with the process
+        holder.wait()
+    from transferflow.workspace_lock import workspace_lock
+
+    with workspace_lock():
+        pass

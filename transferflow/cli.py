@@ -26,6 +26,7 @@ import logging
 import os
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
@@ -97,18 +98,21 @@ def run(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help=
     """Run the whole pipeline as a Prefect flow and print the leaderboard and the registry state."""
     from transferflow.config import load_params
     from transferflow.tracking import setup_tracking
+    from transferflow.workspace_lock import workspace_lock
 
-    try:  # cheap checks first: a bad params file or a down server should not cost a Prefect start-up
-        load_params(params)
-        setup_tracking()
-    except TransferflowError as err:
-        _fail(err)
-    from flows.pipeline import pipeline
+    with ExitStack() as held:
+        try:  # cheap checks first: a bad params file, a down server or a busy workspace cost no Prefect start-up
+            load_params(params)
+            setup_tracking()
+            held.enter_context(workspace_lock())
+        except TransferflowError as err:
+            _fail(err)
+        from flows.pipeline import pipeline
 
-    try:
-        result = pipeline(params_file=str(params), data_efficiency=data_efficiency)
-    except USER_ERRORS as err:
-        _fail(err)
+        try:
+            result = pipeline(params_file=str(params), data_efficiency=data_efficiency)
+        except USER_ERRORS as err:
+            _fail(err)
     _print_leaderboard(LEADERBOARD)
     _print_models(load_params(params).register.model_name)
     if result["data_efficiency"]:
@@ -121,11 +125,17 @@ def run(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help=
 def repro(args: list[str] = typer.Argument(None, help="extra arguments for dvc repro")) -> None:
     """`dvc repro` with all stages logged under one MLflow parent run."""
     from transferflow.tracking import pipeline_run
+    from transferflow.workspace_lock import workspace_lock
 
-    with pipeline_run("dvc-repro", tags={"transferflow.runner": "dvc"}):
-        code = subprocess.call(["dvc", "repro", *(args or [])], env=os.environ.copy())
-        if code:
-            raise typer.Exit(code)
+    with ExitStack() as held:
+        try:
+            held.enter_context(workspace_lock())
+        except TransferflowError as err:
+            _fail(err)
+        with pipeline_run("dvc-repro", tags={"transferflow.runner": "dvc"}):
+            code = subprocess.call(["dvc", "repro", *(args or [])], env=os.environ.copy())
+    if code:
+        raise typer.Exit(code)
 
 
 LEADERBOARD = Path("artifacts/evaluate/leaderboard.md")
