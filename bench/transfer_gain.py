@@ -70,7 +70,7 @@ def calibrate(params: Params, seed: int, parent: str) -> tuple[float, float]:
     run takes the process's one-time warm-up (seen: 40 steps in 33 s cold, 160 in 37 s warm). One cold
     50-step probe read it all as per-step cost: a "15 min" budget became 2,215 steps trained in 8 minutes.
     With this calibration (2026-12-03, demo model) a "2 min" budget became 539 steps trained in 104 s:
-    later steps run faster still, so budgets come out a little short, never twice over.
+    later steps ran faster still, so that budget came out 13% short rather than twice over.
     """
     pretrain.main(seeded(params, seed, 20), parent)  # warm-up
     short, long = (pretrain.main(seeded(params, seed, steps), parent) for steps in (40, 160))
