@@ -283,7 +283,8 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
             "token_accuracy": scores["token_accuracy"], "train_loss": result.training_loss if result else None,
             "steps": steps, "parameters": count_parameters(trainer.model)[1], "train_seconds": seconds,
             "tokens_per_second": steps * p.batch_size * p.model.max_length / seconds,
-            "corpus_tokens": tokens, "bf16": bf16, "resumed": resume is not None, "init_from": p.init_from or "random init",
+            "corpus_tokens": tokens, "bf16": bf16, "resumed": resume is not None,
+            "init_from": p.init_from or "random init",
         }
         write_json(STAGE.metrics[0], summary)
         curve = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]
