@@ -25,8 +25,6 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoMo
                           AutoTokenizer, DataCollatorForTokenClassification, DataCollatorWithPadding,
                           EarlyStoppingCallback, Trainer, set_seed)
 
-import transferflow
-from tasks import strategies
 from tasks.strategies import FitInputs, Strategy, get_strategy
 from transferflow.config import FinetuneParams, Params
 from transferflow.files import atomic_dir, load_prepared, write_json
@@ -51,8 +49,9 @@ STAGE = StageSpec(
     outs=("artifacts/finetune/{item}",),
     metrics=("metrics/finetune/{item}.json",),
 )
-RESUME_CODE = (Path(__file__), Path(strategies.__file__).parent, Path(transferflow.__file__).parent)
-"""Code a checkpoint was written by, wherever the stage runs: any change there starts training afresh."""
+RESUME_CODE = tuple(Path(__file__).resolve().parents[1] / dep for dep in STAGE.deps
+                    if dep.startswith(("tasks/", "transferflow/")))
+"""The stage's code deps, found beside this file wherever the stage runs: a change there starts afresh."""
 
 
 def encode_task(task: datasets.DatasetDict, tokenizer, max_length: int) -> datasets.DatasetDict:
