@@ -12,11 +12,13 @@ or leaves the champion.
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ProcessPoolTaskRunner
 
 from tasks import data_efficiency, evaluate, finetune, prepare, pretrain, promote, register, tokenizer
 from transferflow.config import load_params
@@ -48,6 +50,14 @@ def retry_if_transient(task, task_run, state) -> bool:
     except Exception:  # noqa: BLE001 (anything else is a bug or bad input: retrying cannot help)
         return False
     return False
+
+
+def share_cores(workers: int) -> None:
+    """ProcessPoolTaskRunner's initializer: each of `workers` processes trains on its share of the cores,
+    not on all of them (torch's default), which would oversubscribe the machine `workers` times."""
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 UNCACHED = {"promote"}
@@ -82,25 +92,49 @@ def pipeline(params_file: str = "params.yaml", data_efficiency: bool = False) ->
     params = load_params(params_file)
     cached: list[str] = []
 
-    def run(stage: str, *args):
+    def prepared(stage: str, *args):
+        """The stage's task, told to run again if its outputs were deleted or rewritten, and its cache key."""
         stage_task, spec = TASKS[stage], STAGE_SPECS[stage]
         key = None if stage in UNCACHED else spec.cache_key(params, *args)
-        if key and not spec.cached_outputs_intact(key, *args):  # deleted or rewritten outputs: run again
+        if key and not spec.cached_outputs_intact(key, *args):
             stage_task = stage_task.with_options(refresh_cache=True)
-        state = stage_task(params, *args, parent_run_id=parent, return_state=True)
+        return stage_task, key
+
+    def finished(stage: str, args: tuple, key: str | None, state):
         result = state.result()  # raises if the stage failed: nothing is recorded for it
         if state.name == "Cached":
             cached.append(stage if not args else f"{stage}[{args[0]}]")
         elif key:
-            spec.record_outputs(key, *args)
+            STAGE_SPECS[stage].record_outputs(key, *args)
         return result
+
+    def run(stage: str, *args):
+        stage_task, key = prepared(stage, *args)
+        return finished(stage, args, key, stage_task(params, *args, parent_run_id=parent, return_state=True))
+
+    def finetune_all(strategies: list[str], workers: int) -> None:
+        """Each strategy's fine-tune in a process of its own, `workers` at a time; every one runs to its
+        end before the first failure is raised, so one bad strategy costs the others nothing."""
+        with ProcessPoolTaskRunner(max_workers=workers, initializer=share_cores, initargs=(workers,)) as runner:
+            submitted = []
+            for strategy in strategies:
+                stage_task, key = prepared("finetune", strategy)
+                future = runner.submit(stage_task, {"params": params, "strategy": strategy, "parent_run_id": parent})
+                submitted.append((strategy, key, future))
+            for _, _, future in submitted:
+                future.wait()
+            for strategy, key, future in submitted:
+                finished("finetune", (strategy,), key, future.state)
 
     with workspace_lock(), pipeline_run("pipeline", tags={"transferflow.params_file": params_file}) as parent_run:
         parent = parent_run.info.run_id
         for stage in ("prepare", "tokenizer", "pretrain"):
             run(stage)
-        for strategy in params.finetune.strategies:
-            run("finetune", strategy)
+        if params.flow.parallel_finetunes > 1:
+            finetune_all(params.finetune.strategies, params.flow.parallel_finetunes)
+        else:
+            for strategy in params.finetune.strategies:
+                run("finetune", strategy)
         rows = run("evaluate")
         registered = run("register")
         promotion = run("promote")  # a scheduled run promotes on its own, or leaves the champion

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -11,13 +12,15 @@ from tasks import prepare
 from tests.helpers import predict_in_fresh_process, set_params, stage_runs
 from transferflow.config import load_params
 from transferflow.files import load_prepared
+from transferflow.tracking import PID_TAG
 
 MODEL = "flow-e2e"
 
 
 def test_flow_end_to_end(workspace, monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'flow.db'}")
-    set_params(workspace / "params.yaml", register={"model_name": MODEL})
+    # two fine-tunes at once, each in its own process: child runs, registry and caching as sequential
+    set_params(workspace / "params.yaml", register={"model_name": MODEL}, flow={"parallel_finetunes": 2})
     from flows.pipeline import pipeline
 
     result = pipeline(params_file="params.yaml")
@@ -31,6 +34,7 @@ def test_flow_end_to_end(workspace, monkeypatch, tmp_path):
     finetune_run = client.search_runs([client.get_run(result["mlflow_run_id"]).info.experiment_id],
                                       filter_string="tags.`transferflow.strategy` = 'lora'")[0]
     assert "validation_accuracy" in finetune_run.data.metrics
+    assert finetune_run.data.tags[PID_TAG] != str(os.getpid())  # trained in a worker process
     assert any(k.startswith("finetune.learning_rate") for k in finetune_run.data.params)
     prepare_run = client.get_run(next(r.info.run_id for r in client.search_runs(
         [finetune_run.info.experiment_id], filter_string="attributes.run_name = 'prepare'")))

@@ -1,7 +1,7 @@
 """The one validated schema over params.yaml.
 
 Each top-level section belongs to the stage of the same name (`dvc.yaml` stage = `tasks/<stage>.py` =
-params key). Every field carries a docstring, which pydantic turns into its description, so
+params key), except `flow`, which only the Prefect flow reads. Every field carries a docstring, which pydantic turns into its description, so
 `transferflow params --schema` documents the file. Unknown keys are errors that name the key.
 """
 
@@ -377,6 +377,16 @@ class DataEfficiencyParams(Section):
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
 
+class FlowParams(Section):
+    """How the Prefect flow runs the stages (flows/pipeline.py). No stage reads it, so `dvc repro` ignores
+    it and changing it re-runs nothing."""
+
+    parallel_finetunes: int = Field(1, ge=1)
+    """Fine-tunes the flow runs at once, each in its own process (Prefect's ProcessPoolTaskRunner),
+    sharing this machine's cores between them. 1 (the default, for 2 cores) runs them one after another
+    in the flow's process."""
+
+
 class Params(Section):
     """params.yaml: one section per pipeline stage."""
 
@@ -396,6 +406,8 @@ class Params(Section):
     """The promotion gate: the challenger replaces the champion only when it is really better."""
     data_efficiency: DataEfficiencyParams = Field(default_factory=DataEfficiencyParams)
     """The data-efficiency experiment: strategies retrained on fractions of the labelled data."""
+    flow: FlowParams = Field(default_factory=FlowParams)
+    """The Prefect flow's own settings (not a stage): how many fine-tunes run at once."""
 
     @model_validator(mode="after")
     def _strategies_fit_family_and_task(self) -> Params:
