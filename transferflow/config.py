@@ -1,8 +1,9 @@
 """The one validated schema over params.yaml.
 
 Each top-level section belongs to the stage of the same name (`dvc.yaml` stage = `tasks/<stage>.py` =
-params key), except `flow`, which only the Prefect flow reads. Every field carries a docstring, which pydantic turns into its description, so
-`transferflow params --schema` documents the file. Unknown keys are errors that name the key.
+params key), except `flow`, which only the Prefect flow reads. Every field carries a docstring, which
+pydantic turns into its description, so `transferflow params --schema` documents the file. Unknown keys
+are errors that name the key.
 """
 
 from __future__ import annotations

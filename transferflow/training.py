@@ -51,7 +51,6 @@ def training_arguments(p: TrainingParams, output_dir: str, **overrides) -> Train
     return TrainingArguments(**args)
 
 
-
 def resume_point(checkpoints: Path, settings: dict, inputs: list[str | Path]) -> str | None:
     """The checkpoint a re-run of a killed stage continues from, or None to start clean.
 
@@ -74,6 +73,7 @@ def resume_point(checkpoints: Path, settings: dict, inputs: list[str | Path]) ->
     checkpoints.mkdir(parents=True)
     stamp_file.write_text(stamp)
     return None
+
 
 class MlflowMetrics(TrainerCallback):
     """Log every Trainer log line as MLflow metrics of the active (stage) run, by global step.

@@ -47,7 +47,7 @@ def workspace_lock():
                             "or run in another folder") from None
     _held.add(path)
     try:
-        command = " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
         HOLDER.write_text(f"pid {os.getpid()} on {socket.gethostname()}, `{command}`, since "
                           f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}\n")
         yield
