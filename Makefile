@@ -14,7 +14,7 @@ UV_VERSION := 0.13.9
 TORCH_WHEELS ?= $(wildcard /opt/wheels)
 FIND_LINKS := $(if $(TORCH_WHEELS),--find-links $(TORCH_WHEELS))
 
-.PHONY: setup lock data demo test
+.PHONY: setup lock data demo test services services-stop postgresql
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +48,19 @@ demo: data
 # server starts uvicorn by name.
 test: data
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+# A team's servers on this machine (transferflow/services.py): PostgreSQL, MLflow and Prefect on it, bound
+# to 127.0.0.1, state in .services/. Ends by printing the two `export` lines to paste. Harmless twice.
+services: setup
+	$(BIN)/transferflow services start
+
+services-stop: setup
+	$(BIN)/transferflow services stop
+
+# Debian's PostgreSQL server, which `make services` and tests/test_services.py run (root: apt-get).
+postgresql:
+	@if command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+		echo "PostgreSQL server: installed"; \
+	else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	fi

@@ -21,17 +21,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from transferflow import gate, model_card, registry
 from transferflow.config import Params
 from transferflow.errors import TransferflowError
-from transferflow.files import load_prepared, write_json
+from transferflow.files import load_prepared, read_json, write_json
 from transferflow.stage import StageSpec, stage_cli
+from transferflow.registry_lock import registry_lock
 from transferflow.token_classification import is_tagging
 from transferflow.tracking import setup_tracking, stage_run
 
 TASK = Path("artifacts/prepare/task")
+REGISTERED = Path("metrics/register.json")
 STAGE = StageSpec(
     name="promote",
     params=("promote", "register.model_name"),
@@ -39,7 +42,7 @@ STAGE = StageSpec(
     deps=("tasks/promote.py", "transferflow/metrics", "transferflow/gate.py", "transferflow/registry.py",
           "transferflow/model_card.py", "transferflow/serving.py", "transferflow/models.py",
           "transferflow/token_classification.py", "transferflow/prompting.py", "transferflow/text_to_text.py",
-          str(TASK), "metrics/register.json"),
+          "transferflow/registry_lock.py", str(TASK), str(REGISTERED)),
     outs=(),
     metrics=("metrics/promote.json",),
 )
@@ -59,11 +62,31 @@ def _finish(result: dict) -> dict:
 
 
 def main(params: Params, parent_run_id: str | None = None) -> dict:
-    """Compare @challenger with @champion on the test split; move @champion only if every gate passes."""
-    p, name = params.promote, params.register.model_name
+    """Compare the registered challenger with @champion on the test split; move @champion only if every
+    gate passes."""
+    name = params.register.model_name
     setup_tracking()
     client = MlflowClient()
-    challenger = registry.version_by_alias(client, name, registry.CHALLENGER)
+    # Held from reading @champion to moving it: another team flow's decision waits (registry_lock.py)
+    with registry_lock(name, client.tracking_uri):
+        return _judge(params, client, parent_run_id)
+
+
+def _challenger(client: MlflowClient, name: str):
+    """The version this workspace's register stage created; @challenger when it registered none (or
+    another model). Not @challenger first: another flow of the team may have moved it since."""
+    registered = read_json(REGISTERED) if REGISTERED.is_file() else {}
+    if registered.get("model_name") == name:
+        try:
+            return client.get_model_version(name, str(registered["version"]))
+        except MlflowException:  # deleted since: fall back to the alias
+            pass
+    return registry.version_by_alias(client, name, registry.CHALLENGER)
+
+
+def _judge(params: Params, client: MlflowClient, parent_run_id: str | None) -> dict:
+    p, name = params.promote, params.register.model_name
+    challenger = _challenger(client, name)
     if challenger is None:
         raise PromotionError(f"{name!r} has no @challenger in the registry at {client.tracking_uri}: "
                              "run the pipeline (its register stage) first")

@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from transferflow import model_card, registry
 from transferflow.config import Params
 from transferflow.files import read_json, write_json
+from transferflow.registry_lock import registry_lock
 from transferflow.serving import pyfunc_arguments
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
@@ -35,7 +36,7 @@ STAGE = StageSpec(
     deps=("tasks/register.py", "transferflow/metrics", "transferflow/serving.py", "transferflow/served",
           "transferflow/models.py", "transferflow/token_classification.py", "transferflow/prompting.py",
           "transferflow/text_to_text.py", "transferflow/model_card.py", "transferflow/registry.py",
-          "transferflow/gate.py", str(LEADERBOARD), "artifacts/prepare", "artifacts/finetune"),
+          "transferflow/gate.py", "transferflow/registry_lock.py", str(LEADERBOARD), "artifacts/prepare", "artifacts/finetune"),
     outs=(),
     metrics=("metrics/register.json",),
 )
@@ -98,10 +99,11 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
             # leaves neither a version nor a champion history entry pointing at a deleted one.
             model_card.publish(client, p.model_name, created.version,
                                model_card.collect(params, strategy, info.model_uri, tags))
-            if not has_alias(client, p.model_name, "champion"):
-                registry.set_champion(client, p.model_name, created.version, action="register",
-                                      reason="first registered version", run_id=run.info.run_id)
-                aliases.append("champion")
+            with registry_lock(p.model_name, client.tracking_uri):  # two first versions: one champion
+                if not has_alias(client, p.model_name, "champion"):
+                    registry.set_champion(client, p.model_name, created.version, action="register",
+                                          reason="first registered version", run_id=run.info.run_id)
+                    aliases.append("champion")
         except BaseException:
             client.delete_model_version(p.model_name, created.version)
             raise

@@ -8,6 +8,8 @@
     transferflow promote                      gate @challenger against @champion; promote if it passes
     transferflow rollback                     give @champion back to the previous champion
     transferflow schedule --cron "0 3 * * *"  retrain on a schedule (local Prefect server unless configured)
+    transferflow deploy [--cron ...]          the training flow as a work-pool deployment, for workers
+    transferflow services start|stop|status   PostgreSQL + MLflow + Prefect servers on 127.0.0.1 (a team's setup)
     transferflow serve [--port 5000]          serve @champion over HTTP (MLflow scoring server, /invocations)
     transferflow predict FILE                 score a file of texts with @champion
     transferflow strategies                   registered fine-tuning strategies and their options
@@ -271,6 +273,78 @@ def schedule(cron: str = typer.Option(None, help='cron schedule, e.g. "0 3 * * *
         _fail(err)
     except KeyboardInterrupt:
         typer.echo("stopped")
+
+
+@app.command()
+def deploy(pool: str = typer.Option("transferflow", help="process work pool (created if missing)"),
+           name: str = typer.Option("nightly", help="deployment name"),
+           cron: str = typer.Option(None, help='cron schedule, e.g. "0 3 * * *" (UTC); none: runs on demand'),
+           interval: float = typer.Option(None, help="or: seconds between runs"),
+           params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="params file")) -> None:
+    """Deploy the training flow to a process work pool on PREFECT_API_URL; workers run it here."""
+    from transferflow.config import load_params
+    from transferflow.deployment import deploy_training
+
+    if cron is not None and interval is not None:
+        _fail("give at most one of --cron or --interval")
+    try:
+        load_params(params)
+        deploy_training(str(params), pool=pool, name=name, cron=cron, interval=interval)
+    except TransferflowError as err:
+        _fail(err)
+    when = f"cron {cron}" if cron else f"every {interval:g} s" if interval else "on demand"
+    typer.echo(f"deployed transferflow-pipeline/{name} to work pool {pool!r} ({when}), working in {Path.cwd()}\n"
+               f"start a worker:  prefect worker start --pool {pool} --limit 1\n"
+               f"run it now:      prefect deployment run transferflow-pipeline/{name}")
+
+
+services_app = typer.Typer(no_args_is_help=True, help="A team's servers on this machine, bound to 127.0.0.1.")
+app.add_typer(services_app, name="services")
+
+
+@services_app.callback()
+def _services(ctx: typer.Context,
+              root: Path = typer.Option(Path(".services"), "--dir", help="folder of the servers' data, logs, pids"),
+              postgres_port: int = typer.Option(5433), mlflow_port: int = typer.Option(5050),
+              prefect_port: int = typer.Option(4250)) -> None:
+    from transferflow.services import Services
+
+    ctx.obj = Services(root, postgres_port=postgres_port, mlflow_port=mlflow_port, prefect_port=prefect_port)
+
+
+@services_app.command("start")
+def services_start(ctx: typer.Context) -> None:
+    """Start PostgreSQL, then MLflow and Prefect on it (what runs already is kept); print the exports."""
+    from transferflow import services
+
+    try:
+        services.start(ctx.obj, echo=typer.echo)
+    except TransferflowError as err:
+        _fail(err)
+    typer.echo("\n".join(ctx.obj.exports()))
+
+
+@services_app.command("stop")
+def services_stop(ctx: typer.Context) -> None:
+    """Stop the servers that `services start` started from this folder; their data stays."""
+    from transferflow import services
+
+    try:
+        services.stop(ctx.obj, echo=typer.echo)
+    except TransferflowError as err:
+        _fail(err)
+
+
+@services_app.command("status")
+def services_status(ctx: typer.Context) -> None:
+    """Which servers answer; exit code 1 unless all three do."""
+    from transferflow import services
+
+    up = services.status(ctx.obj)
+    for server, answering in up.items():
+        typer.echo(f"{server}: {'up' if answering else 'down'}")
+    if not all(up.values()):
+        raise typer.Exit(1)
 
 
 @app.command()
