@@ -18,6 +18,12 @@ only imports it.
 Checkpoints go to checkpoints/pretrain every eval_steps; a re-run with the same params resumes from
 the last one. The finished model (safetensors, with its tokenizer) is written to artifacts/pretrain
 in one rename, so a crash never leaves a half-written model for fine-tuning to read.
+
+Data-parallel on N processes (DDP: gloo on CPU, NCCL on GPUs), pretrain.batch_size per process:
+
+    torchrun --nproc_per_node N -m tasks.pretrain [--params params.yaml]
+
+Rank 0 alone logs to MLflow and writes the model, the metrics and the plots; the others wait for it.
 """
 
 from __future__ import annotations
@@ -47,8 +53,8 @@ from transferflow import span_corruption as span_corruption_module
 from transferflow.span_corruption import SpanCorruptionCollator
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
-from transferflow.training import (MlflowMetrics, StopOnDivergence, count_parameters, resume_point,
-                                  training_arguments)
+from transferflow.training import (MlflowMetrics, StopOnDivergence, count_parameters, on_main_process,
+                                  resume_point, seed_per_process, training_arguments)
 
 OUT = Path("artifacts/pretrain")
 CHECKPOINTS = Path("checkpoints/pretrain")
@@ -252,7 +258,7 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
             raise ValueError(f"the corpus gives no {p.model.max_length}-token block for pretraining: "
                              "use more corpus lines or a smaller pretrain.model.max_length")
         resume = _resume_point(p)
-        bf16 = use_bf16(p.precision)
+        bf16 = on_main_process(lambda: use_bf16(p.precision))  # one probe decides for every process
         # prediction_loss_only: evaluation needs the loss alone, not every position's logits kept
         args = training_arguments(p, str(CHECKPOINTS), bf16=bf16, prediction_loss_only=True)
         trainer = Trainer(
@@ -260,11 +266,14 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
             train_dataset=data["train"], eval_dataset=data["validation"],
             callbacks=[MlflowMetrics(perplexity=True), StopOnDivergence()],
         )
+        seed_per_process(p.seed, args.process_index)
         started = time.perf_counter()
         # max_steps 0 imports a checkpoint as it is (Trainer would read 0 as "train by epochs")
         result = trainer.train(resume_from_checkpoint=resume) if p.max_steps else None
         seconds = time.perf_counter() - started
         steps = result.global_step if result else 0
+        # Every process scores the whole held-out set alike (same weights, same seed), with no collective
+        # op: a diverged run then stops on every process, none left waiting for the others.
         scores = held_out_scores(trainer.model, data["validation"], collator, p.batch_size * 2, p.seed)
         if not math.isfinite(scores["mean_nll"]):  # nothing half-trained is saved as the pretrained model
             raise TrainingError(f"held-out loss is {scores['mean_nll']} after {steps} steps "
@@ -272,26 +281,35 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         for field in DROPOUT_FIELDS:  # fine-tuning gets its dropout back
             if hasattr(trainer.model.config, field):
                 setattr(trainer.model.config, field, p.model.dropout)
-        for folder in (OUT, PREVIOUS):  # PREVIOUS: where the next `init_from: previous` starts
-            with atomic_dir(folder) as tmp:
-                trainer.model.save_pretrained(tmp, safe_serialization=True)
-                tokenizer.save_pretrained(tmp)
         tokens = len(data["train"]) * p.model.max_length
         summary = {
             "perplexity": scores["perplexity"], "loss": scores["mean_nll"],
             "unigram_entropy": unigram_entropy(data["train"], tokenizer.all_special_ids),
             "token_accuracy": scores["token_accuracy"], "train_loss": result.training_loss if result else None,
             "steps": steps, "parameters": count_parameters(trainer.model)[1], "train_seconds": seconds,
-            "tokens_per_second": steps * p.batch_size * p.model.max_length / seconds,
+            "tokens_per_second": steps * p.batch_size * args.world_size * p.model.max_length / seconds,
             "corpus_tokens": tokens, "bf16": bf16, "resumed": resume is not None,
             "init_from": p.init_from or "random init",
         }
-        write_json(STAGE.metrics[0], summary)
-        curve = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]
-        write_json(STAGE.plots[0], curve)
-        mlflow.log_metrics({k: summary[k] for k in ("perplexity", "loss", "unigram_entropy", "token_accuracy",
-                                                     "train_seconds", "tokens_per_second")})
+        if trainer.is_world_process_zero():  # one writer, as Trainer's own checkpoints have
+            _write_outputs(trainer, tokenizer, summary)
+        # The other processes return once the model is on disk, so that whatever follows the launch reads it whole.
+        trainer.accelerator.wait_for_everyone()
     return summary
+
+
+def _write_outputs(trainer: Trainer, tokenizer, summary: dict) -> None:
+    """The pretrained model, the stage's metrics and loss curve, and their MLflow figures."""
+    for folder in (OUT, PREVIOUS):  # PREVIOUS: where the next `init_from: previous` starts
+        with atomic_dir(folder) as tmp:
+            trainer.model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+    write_json(STAGE.metrics[0], summary)
+    # Under DDP, Trainer logs each step's loss averaged over the processes
+    curve = [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]
+    write_json(STAGE.plots[0], curve)
+    mlflow.log_metrics({k: summary[k] for k in ("perplexity", "loss", "unigram_entropy", "token_accuracy",
+                                                 "train_seconds", "tokens_per_second")})
 
 
 if __name__ == "__main__":

@@ -120,6 +120,8 @@ CASES = [
     Case("params-option-key", "a wrong key under finetune.options.lora",
          params(finetune={"options": {"lora": {"rank": 4}}}),
          r"^params.yaml: finetune.options.lora.rank: Extra inputs are not permitted$", 2, "params"),
+    Case("params-task-runner", "a task runner that does not exist", params(flow={"task_runner": "ray"}),
+         r"^params.yaml: flow.task_runner: Input should be 'process' or 'dask'$", 2, "params"),
     # data: refused by prepare, naming the file, the row or the label
     Case("data-missing", "data/ was never pulled", no_data, r"data/sst2 is missing: run `dvc pull`"),
     Case("data-task-folder", "task_source names no folder", params(prepare={"task_source": "data/nope"}),

@@ -35,6 +35,8 @@ def test_every_field_is_documented():
     ("bogus_stage: {}", "bogus_stage"),
     ("finetune: {max_length: 512}", "finetune.max_length"),  # beyond the model's 128 positions
     ("finetune: {strategies: [prefix], max_length: 120}", "prefix's 16 positions"),  # 120 + 16 > 128
+    ("flow: {dask_address: 'tcp://head:8786'}", "flow.dask_address: needs task_runner: dask"),
+    ("flow: {task_runner: dask}", "flow.task_runner: dask needs parallel_finetunes of 2 or more"),
 ])
 def test_bad_params_name_the_key(tmp_path, text, key):
     path = tmp_path / "params.yaml"

@@ -32,7 +32,7 @@ def test_flow_end_to_end(workspace, monkeypatch, tmp_path):
     assert expected <= set(runs), runs
     assert all(runs[name] == "FINISHED" for name in expected)
     finetune_run = client.search_runs([client.get_run(result["mlflow_run_id"]).info.experiment_id],
-                                      filter_string="tags.`transferflow.strategy` = 'lora'")[0]
+                                      filter_string="attributes.run_name = 'finetune-lora'")[0]
     assert "validation_accuracy" in finetune_run.data.metrics
     assert finetune_run.data.tags[PID_TAG] != str(os.getpid())  # trained in a worker process
     assert any(k.startswith("finetune.learning_rate") for k in finetune_run.data.params)

@@ -383,9 +383,28 @@ class FlowParams(Section):
     it and changing it re-runs nothing."""
 
     parallel_finetunes: int = Field(1, ge=1)
-    """Fine-tunes the flow runs at once, each in its own process (Prefect's ProcessPoolTaskRunner),
-    sharing this machine's cores between them. 1 (the default, for 2 cores) runs them one after another
-    in the flow's process."""
+    """Fine-tunes the flow runs at once, each in its own process (task_runner), sharing this machine's
+    cores between them. 1 (the default, for 2 cores) runs them one after another in the flow's process."""
+    task_runner: Literal["process", "dask"] = "process"
+    """What runs the parallel fine-tunes (parallel_finetunes above 1): `process`, Prefect's
+    ProcessPoolTaskRunner on this machine; `dask`, prefect-dask's DaskTaskRunner, on a Dask LocalCluster
+    of parallel_finetunes worker processes here, or on the cluster at dask_address."""
+    dask_address: str | None = Field(None, min_length=1)
+    """Scheduler address of a running Dask cluster for task_runner dask, e.g. `tcp://host:8786`; its
+    workers then decide how many fine-tunes run at once. Every worker needs the project installed, the
+    workspace at the flow's path on a shared file system, and to reach the flow's MLflow tracking store
+    (see flows/pipeline.py, finetune_runner). null starts a LocalCluster on this machine for the run."""
+
+    @model_validator(mode="after")
+    def _dask_settings_need_dask(self) -> FlowParams:
+        # Either setting would be ignored silently otherwise: the flow only reads dask_address for dask,
+        # and runs fine-tunes one after another in its own process when parallel_finetunes is 1.
+        if self.dask_address is not None and self.task_runner != "dask":
+            raise NestedKeyError("dask_address", f"needs task_runner: dask, not {self.task_runner!r}")
+        if self.task_runner == "dask" and self.parallel_finetunes < 2:
+            raise NestedKeyError("task_runner", "dask needs parallel_finetunes of 2 or more (with 1, "
+                                 "fine-tunes run one after another in the flow's process)")
+        return self
 
 
 class Params(Section):

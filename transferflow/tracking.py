@@ -25,6 +25,12 @@ PARENT_RUN_ENV = "TRANSFERFLOW_PARENT_RUN_ID"
 """A parent run id handed to stages run as separate processes (dvc repro under `transferflow repro`)."""
 
 
+def is_main_process() -> bool:
+    """Whether this process logs: the one process of a plain run, rank 0 of a distributed launch
+    (torchrun and accelerate launch set RANK), so that N processes make one run."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
 
@@ -99,13 +105,17 @@ def end_orphaned_runs() -> list[str]:
 
 @contextmanager
 def stage_run(stage: str, params: dict[str, Any], parent_run_id: str | None = None,
-              run_name: str | None = None) -> Iterator[mlflow.ActiveRun]:
+              run_name: str | None = None) -> Iterator[mlflow.ActiveRun | None]:
     """A child run for one stage, under the pipeline's parent run when there is one.
 
     The parent comes from the argument (Prefect flow) or from TRANSFERFLOW_PARENT_RUN_ID (stages run
     by dvc in their own processes); a stage run alone gets a top-level run of its own. A stage that
-    raises ends its run FAILED.
+    raises ends its run FAILED. The other processes of a distributed launch get None and no run: the
+    stage must log nothing there either (mlflow.log_* would start a run of its own).
     """
+    if not is_main_process():
+        yield None
+        return
     setup_tracking()
     parent_run_id = parent_run_id or os.environ.get(PARENT_RUN_ENV) or None
     if not parent_run_id:

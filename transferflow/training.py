@@ -5,19 +5,43 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import mlflow
 import psutil
 import torch
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from transferflow.config import FinetuneParams, TrainingParams
 from transferflow.errors import TrainingError
 from transferflow.files import fingerprint
+
+T = TypeVar("T")
+
+
+def launched_processes() -> int:
+    """How many processes a distributed launch (torchrun, accelerate launch) started; 1 when run plainly."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def on_main_process(compute: Callable[[], T]) -> T:
+    """`compute()` run by the main process of a distributed launch alone, its answer handed to every
+    process (plainly `compute()` when the process is alone). For what must happen once, such as clearing
+    a folder, and for what every process must decide alike, such as a timing probe that each could answer
+    differently."""
+    if launched_processes() == 1:
+        return compute()
+    # Joins the launch's process group (gloo on CPU, NCCL on GPUs); TrainingArguments reuses the group.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    answer = [compute() if state.is_main_process else None]
+    broadcast_object_list(answer)
+    return answer[0]
 
 
 def training_arguments(p: TrainingParams, output_dir: str, **overrides) -> TrainingArguments:
@@ -44,10 +68,16 @@ def training_arguments(p: TrainingParams, output_dir: str, **overrides) -> Train
         dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=False,
         logging_nan_inf_filter=False,  # a NaN loss must show (and stop training: StopOnDivergence), not be averaged away
+        # Under DDP, each process's own mean loss (DDP averages the gradients). With True, Trainer multiplies the
+        # loss by the number of processes for models that take **kwargs, expecting them to divide by the tokens of
+        # all processes: T5's loss does not (transformers 5.23), and its loss and gradients came out N times too big.
+        average_tokens_across_devices=False,
     )
     args |= overrides
-    if args.get("bf16") and not torch.cuda.is_available():
-        args["use_cpu"] = True  # Trainer takes bf16 without a GPU only when told it trains on the CPU
+    if not torch.cuda.is_available() and (args.get("bf16") or launched_processes() > 1):
+        # Trainer takes bf16 without a GPU, and runs DDP over CPU processes (gloo), only when told it
+        # trains on the CPU: otherwise each process of a launch would train a model of its own.
+        args["use_cpu"] = True
     return TrainingArguments(**args)
 
 
@@ -59,7 +89,17 @@ def resume_point(checkpoints: Path, settings: dict, inputs: list[str | Path]) ->
     A kill can leave the newest checkpoint half-written; Trainer writes trainer_state.json last, so a
     folder without it is removed and the one before it is used. Hand-written: transformers'
     get_last_checkpoint takes the newest folder as it is, and knows nothing of params.
+
+    In a distributed launch the main process alone looks and clears, and every process resumes from
+    the checkpoint it names. The number of processes counts as a setting there (it sets the global
+    batch); a single process's stamp leaves it out, as stamps did before distributed runs.
     """
+    if launched_processes() > 1:
+        settings = settings | {"processes": launched_processes()}
+    return on_main_process(lambda: _checkpoint_to_resume(checkpoints, settings, inputs))
+
+
+def _checkpoint_to_resume(checkpoints: Path, settings: dict, inputs: list[str | Path]) -> str | None:
     stamp = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
     stamp += fingerprint(inputs)
     stamp_file = checkpoints / "stamp.sha256"
@@ -85,6 +125,8 @@ class MlflowMetrics(TrainerCallback):
     """
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:  # one run per distributed launch; the logged losses are all-rank means
+            return
         figures = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
         if "eval_loss" in figures and "eval_perplexity" not in figures and self.perplexity:
             figures["eval_perplexity"] = float(torch.exp(torch.tensor(figures["eval_loss"])))
@@ -93,6 +135,15 @@ class MlflowMetrics(TrainerCallback):
 
     def __init__(self, perplexity: bool = False):
         self.perplexity = perplexity
+
+
+def seed_per_process(seed: int, process_index: int) -> None:
+    """Reseed torch in each process of a distributed launch but the main one. Trainer seeds every
+    process alike, so each would draw the same random masks (masked LM, span corruption) as the others,
+    and a global batch would repeat one mask pattern once per process. The main process keeps the seed,
+    so a single process trains exactly as before."""
+    if process_index:
+        torch.manual_seed(seed + process_index)
 
 
 class StopOnDivergence(TrainerCallback):
