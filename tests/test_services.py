@@ -27,6 +27,7 @@ from transferflow.registry import history
 from transferflow.schedule import free_port
 
 CLI = [sys.executable, "-m", "transferflow.cli"]
+pytestmark = pytest.mark.services
 
 
 def _postgres_installed() -> bool:
@@ -112,8 +113,10 @@ def test_a_worker_runs_the_deployed_pipeline(servers, team_env, tmp_path):
     assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
 
     from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with get_client(sync_client=True) as client:
+    # Prefect read its settings at import, before the server existed: name the server for this client
+    with temporary_settings({PREFECT_API_URL: team_env["PREFECT_API_URL"]}), get_client(sync_client=True) as client:
         runs = client.read_flow_runs()
     assert [r.state.name for r in runs if r.deployment_id] == ["Completed"]
     assert (ws / "artifacts/evaluate/leaderboard.json").is_file()
@@ -137,6 +140,8 @@ def test_two_flows_at_once_register_two_versions_and_move_the_champion_once_per_
     # each flow judged the version it registered, not whichever @challenger held at the time
     assert [str(r["version"]) for r in registered] == [j["challenger"] for j in judged]
     moves = history(client, model)
+    print("two flows at once:", [(j["challenger"], j["decision"], j.get("reason", "")) for j in judged],
+          "champion moves:", [(m["action"], m["version"]) for m in moves])  # for a closing note: pytest -rP
     # one first champion at registration, then at most one move per promotion decision
     assert [m["action"] for m in moves].count("register") == 1
     assert [m["action"] for m in moves].count("promote") == sum(j["decision"] == "promoted" for j in judged)

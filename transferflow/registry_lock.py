@@ -5,8 +5,9 @@ of the moment, then move @champion) read the registry, decide, and write it. Two
 those steps would both give @champion away, and write the same history tag. The workspace lock cannot
 help: a team's flows run in other folders, on other machines. So the read-decide-write block holds:
 
-- with a Prefect server (PREFECT_API_URL set: workers, `make services`), a slot of Prefect's global
-  concurrency limit `transferflow-registry-<model name>` (limit 1), which every flow of the team shares;
+- with a Prefect server (PREFECT_API_URL, from the environment or the Prefect profile: workers,
+  `make services`), a slot of Prefect's global concurrency limit `transferflow-registry-<model name>`
+  (limit 1), which every flow of the team shares;
 - on the embedded defaults (no Prefect server: its ephemeral server lives inside one process), a file
   lock beside the SQLite tracking store, which is where every writer of that registry runs.
 
@@ -39,7 +40,9 @@ def limit_name(model_name: str) -> str:
 @contextmanager
 def registry_lock(model_name: str, tracking_uri: str) -> Iterator[None]:
     """Hold the decision lock on `model_name`'s registry entry for the block."""
-    if os.environ.get("PREFECT_API_URL"):
+    from prefect.settings import PREFECT_API_URL
+
+    if os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value():  # the environment first: Prefect reads it once
         with _prefect_slot(limit_name(model_name)):
             yield
     elif tracking_uri.startswith("sqlite:///"):

@@ -123,7 +123,7 @@ def stop(s: Services, echo=print) -> None:
             echo(f"{server}: stopped (pid {pid})")
         s.pid_file(server).unlink(missing_ok=True)
     if _postgres_running(s):
-        _pg(s, "pg_ctl", "stop", "-D", str(s.pgdata), "-m", "fast", "-w")
+        _pg("pg_ctl", "stop", "-D", str(s.pgdata), "-m", "fast", "-w")
         echo("postgres: stopped")
 
 
@@ -145,12 +145,15 @@ def _as_root() -> bool:
     return os.geteuid() == 0
 
 
-def _pg(s: Services, tool: str, *args: str, log: Path | None = None) -> subprocess.CompletedProcess:
-    """Run a PostgreSQL server program, as the `postgres` user when we are root (it refuses root)."""
+def _pg_command(tool: str, *args: str) -> list[str]:
+    """A PostgreSQL server program's command line, run as the `postgres` user when we are root (it refuses root)."""
     command = [_postgres_bin(tool), *args]
-    if _as_root():
-        command = ["runuser", "-u", "postgres", "--", *command]
-    done = subprocess.run(command, capture_output=True, text=True)
+    return ["runuser", "-u", "postgres", "--", *command] if _as_root() else command
+
+
+def _pg(tool: str, *args: str, log: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL server program; a failure raises with its message and the log's tail."""
+    done = subprocess.run(_pg_command(tool, *args), capture_output=True, text=True)
     if done.returncode:
         tail = log.read_text(errors="replace")[-1500:] if log and log.is_file() else ""
         raise ServicesError(f"{tool} failed ({done.returncode}): {(done.stderr or done.stdout).strip()}\n{tail}")
@@ -160,10 +163,7 @@ def _pg(s: Services, tool: str, *args: str, log: Path | None = None) -> subproce
 def _postgres_running(s: Services) -> bool:
     if not (s.pgdata / "PG_VERSION").is_file():
         return False
-    command = [_postgres_bin("pg_ctl"), "status", "-D", str(s.pgdata)]
-    if _as_root():
-        command = ["runuser", "-u", "postgres", "--", *command]
-    return subprocess.run(command, capture_output=True).returncode == 0
+    return subprocess.run(_pg_command("pg_ctl", "status", "-D", str(s.pgdata)), capture_output=True).returncode == 0
 
 
 def _start_postgres(s: Services, echo) -> None:
@@ -178,7 +178,7 @@ def _start_postgres(s: Services, echo) -> None:
         shutil.chown(log, "postgres")
     # TCP on loopback only, no Unix socket (its default folder may not exist or be writable here)
     options = f"-c listen_addresses=127.0.0.1 -c port={s.postgres_port} -c unix_socket_directories=''"
-    _pg(s, "pg_ctl", "start", "-D", str(s.pgdata), "-l", str(log.resolve()), "-o", options, "-w", "-t",
+    _pg("pg_ctl", "start", "-D", str(s.pgdata), "-l", str(log.resolve()), "-o", options, "-w", "-t",
         str(START_S), log=log)
     echo(f"postgres: started on 127.0.0.1:{s.postgres_port} (data {s.pgdata})")
 
@@ -198,7 +198,7 @@ def _init_cluster(s: Services) -> None:
         shutil.chown(s.pgdata, "postgres", "postgres")
         shutil.chown(pwfile, "postgres")
     try:
-        _pg(s, "initdb", "-D", str(s.pgdata.resolve()), "-U", "postgres", "--pwfile", str(pwfile.resolve()),
+        _pg("initdb", "-D", str(s.pgdata.resolve()), "-U", "postgres", "--pwfile", str(pwfile.resolve()),
             "--auth=scram-sha-256", "-E", "UTF8", "--no-instructions")
     finally:
         pwfile.unlink(missing_ok=True)
