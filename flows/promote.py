@@ -18,7 +18,8 @@ from transferflow.config import load_params
 
 @flow(name="promote")
 def promote(params_file: str = "params.yaml") -> dict:
-    """Compare @challenger with @champion on the test split; promote only if every gate passes."""
+    """Compare the challenger (this workspace's registration, else @challenger) with @champion on the test
+    split; promote only if every gate passes."""
     # The pipeline's own task: never cached, since the answer depends on the registry's state.
     result = TASKS["promote"](load_params(params_file))
     get_run_logger().info("promotion gate: %s", promote_stage.summary(result))

@@ -207,7 +207,8 @@ def _print_models(name: str) -> None:
 
 @app.command()
 def promote(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="params file")) -> None:
-    """Re-score @challenger and @champion on the test split; promote only if every gate passes."""
+    """Re-score the challenger (this workspace's registration, else @challenger) and @champion on the test
+    split; promote only if every gate passes."""
     from mlflow.tracking import MlflowClient
 
     from tasks.promote import PromotionError, summary
