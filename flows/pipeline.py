@@ -17,12 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-from distributed.diagnostics.plugin import WorkerPlugin
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
-from prefect_dask import DaskTaskRunner
 
 from tasks import data_efficiency, evaluate, finetune, prepare, pretrain, promote, register, tokenizer
 from transferflow.config import FlowParams, load_params
@@ -65,48 +63,6 @@ def share_cores(workers: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
-TRACKING_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")
-"""Where a fine-tune logs its MLflow child run, which must be where the flow's parent run is."""
-
-
-class DaskWorkspace(WorkerPlugin):
-    """Readies each Dask worker for this flow's fine-tunes, a worker that joins or restarts later too: it
-    moves into the flow's workspace (stages read and write paths relative to it), logs where the flow
-    logs (TRACKING_ENV, as the flow had them when it made this), and on a LocalCluster (`workers` given)
-    trains on its share of the cores, as share_cores does for the process runner. A worker without the
-    workspace's path fails the run at its start, naming the path."""
-
-    name = "transferflow-workspace"  # registered again by each flow run, it replaces the last one's
-
-    def __init__(self, workers: int | None):
-        self.workspace, self.workers = os.getcwd(), workers
-        self.tracking = {key: os.environ.get(key) for key in TRACKING_ENV}
-
-    def setup(self, worker) -> None:
-        os.chdir(self.workspace)
-        for key, value in self.tracking.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        if self.workers:
-            share_cores(self.workers)
-
-
-@contextmanager
-def environ_restored() -> Iterator[None]:
-    """Dask's Nanny writes its pre-spawn variables (OMP_NUM_THREADS=1 and others:
-    distributed.nanny.pre-spawn-environ) into the process that starts a LocalCluster; undone here, so
-    that what the flow starts after its fine-tunes is not pinned to one thread."""
-    saved = os.environ.copy()
-    try:
-        yield
-    finally:
-        for key in os.environ.keys() - saved.keys():
-            del os.environ[key]
-        os.environ.update(saved)
-
-
 @contextmanager
 def finetune_runner(settings: FlowParams) -> Iterator[TaskRunner]:
     """The started task runner of parallel fine-tunes (`flow.task_runner`).
@@ -118,18 +74,16 @@ def finetune_runner(settings: FlowParams) -> Iterator[TaskRunner]:
     absolute path on a shared file system (a copy would not do: evaluate, here, reads what the
     fine-tunes wrote there), and a tracking store that every machine reaches (a server, not SQLite);
     they train on the threads their machine gives them (OMP_NUM_THREADS, which Dask sets to 1 unless
-    the shell that starts `dask worker` sets it). DaskWorkspace moves each worker into the workspace
+    the shell that starts `dask worker` sets it). flows/dask_runner.py readies each worker: the workspace
     and points it at the flow's tracking store."""
     workers = settings.parallel_finetunes
     if settings.task_runner == "process":
         with ProcessPoolTaskRunner(max_workers=workers, initializer=share_cores, initargs=(workers,)) as runner:
             yield runner
         return
-    local = settings.dask_address is None
-    runner = (DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1}) if local
-              else DaskTaskRunner(address=settings.dask_address))
-    with environ_restored(), runner:
-        runner.client.register_plugin(DaskWorkspace(workers if local else None))
+    from flows.dask_runner import dask_runner  # imported here: distributed costs every flow a second at start
+
+    with dask_runner(workers, settings.dask_address) as runner:
         yield runner
 
 

@@ -69,6 +69,24 @@ def stop_tree(proc: subprocess.Popen | psutil.Process, grace_s: float = 20) -> N
     psutil.wait_procs(alive, timeout=5)
 
 
+def start_detached(command: list[str], url: str, log_file: Path, env: dict, what: str,
+                   error: type[TransferflowError], cwd: Path | None = None) -> subprocess.Popen:
+    """Start a server in a session of its own (Ctrl-C here does not reach it), its output appended to
+    `log_file`, and wait until `url`/health answers. One that exits first, or takes longer than
+    SERVER_START_S, is stopped and raised as `error` with its log's tail."""
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                start_new_session=True)
+    deadline = time.monotonic() + SERVER_START_S
+    while not healthy(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_tree(proc)
+            tail = log_file.read_text(errors="replace")[-2000:]
+            raise error(f"{what} did not start at {url} (log {log_file}):\n{tail}")
+        time.sleep(1)
+    return proc
+
+
 def configured_api_url() -> str | None:
     """PREFECT_API_URL from the environment or the active Prefect profile."""
     from prefect.settings import PREFECT_API_URL
@@ -101,18 +119,9 @@ def prefect_server(port: int = 4200, log_file: Path | None = None) -> Iterator[s
     log_file.parent.mkdir(parents=True, exist_ok=True)
     env = os.environ.copy()
     env.pop("PREFECT_API_URL", None)  # the server itself must not try to reach another one
-    with open(log_file, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+    proc = start_detached([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                           str(port)], url, log_file, env, what="the local Prefect server", error=ScheduleError)
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while not healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log_file.read_text(errors="replace")[-1500:]
-                raise ScheduleError(f"the local Prefect server did not start on 127.0.0.1:{port} "
-                                    f"(log {log_file}):\n{tail}")
-            time.sleep(1)
         with _api_url(url):
             yield url
     finally:

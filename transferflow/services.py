@@ -30,17 +30,13 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import psutil
 
 from transferflow.errors import TransferflowError
-
-START_S = 180
-"""How long a server may take to answer: Prefect migrates its database on first start."""
-
+from transferflow.schedule import SERVER_START_S, healthy, start_detached, stop_tree
 
 class ServicesError(TransferflowError):
     """A server did not start or stop: PostgreSQL missing, a port taken, a server that died."""
@@ -95,7 +91,7 @@ def start(s: Services, echo=print) -> None:
     env.pop("PREFECT_API_URL", None)  # the server itself must not try to reach another one
     env.pop("MLFLOW_TRACKING_URI", None)
     artifacts = (s.root / "mlflow-artifacts").resolve()
-    _start_server(s, "mlflow", f"{s.mlflow_url}/health", env, [
+    _start_server(s, "mlflow", s.mlflow_url, env, [
         sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(s.mlflow_port),
         "--backend-store-uri", s.database_uri("mlflow"),
         # served through the tracking server (mlflow-artifacts:/), so clients on other machines can log
@@ -105,20 +101,16 @@ def start(s: Services, echo=print) -> None:
         "PREFECT_HOME": str((s.root / "prefect-home").resolve()),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
-    _start_server(s, "prefect", f"{s.prefect_url}/health", prefect_env, [
+    _start_server(s, "prefect", s.prefect_url, prefect_env, [
         sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
         str(s.prefect_port)], echo)
 
 
 def stop(s: Services, echo=print) -> None:
     """Stop the Python servers, then the database; what is not running is skipped."""
-    from transferflow.schedule import stop_tree
-
     for server in ("prefect", "mlflow"):
         pid = _live_pid(s.pid_file(server))
         if pid:
-            import psutil
-
             stop_tree(psutil.Process(pid))
             echo(f"{server}: stopped (pid {pid})")
         s.pid_file(server).unlink(missing_ok=True)
@@ -128,8 +120,7 @@ def stop(s: Services, echo=print) -> None:
 
 
 def status(s: Services) -> dict[str, bool]:
-    return {"postgres": _postgres_running(s), "mlflow": _healthy(f"{s.mlflow_url}/health"),
-            "prefect": _healthy(f"{s.prefect_url}/health")}
+    return {"postgres": _postgres_running(s), "mlflow": healthy(s.mlflow_url), "prefect": healthy(s.prefect_url)}
 
 
 def _postgres_bin(tool: str) -> str:
@@ -179,7 +170,7 @@ def _start_postgres(s: Services, echo) -> None:
     # TCP on loopback only, no Unix socket (its default folder may not exist or be writable here)
     options = f"-c listen_addresses=127.0.0.1 -c port={s.postgres_port} -c unix_socket_directories=''"
     _pg("pg_ctl", "start", "-D", str(s.pgdata), "-l", str(log.resolve()), "-o", options, "-w", "-t",
-        str(START_S), log=log)
+        str(SERVER_START_S), log=log)
     echo(f"postgres: started on 127.0.0.1:{s.postgres_port} (data {s.pgdata})")
 
 
@@ -188,10 +179,8 @@ def _init_cluster(s: Services) -> None:
     password = secrets.token_urlsafe(24)
     s.pgdata.mkdir(parents=True, exist_ok=True)
     pwfile = s.root / "initdb.pw"
-    pwfile.write_text(password + "\n")
-    s.pgpass.write_text(f"127.0.0.1:{s.postgres_port}:*:postgres:{password}\n")
-    os.chmod(s.pgpass, 0o600)
-    os.chmod(pwfile, 0o600)
+    _write_private(pwfile, password + "\n")
+    _write_private(s.pgpass, f"127.0.0.1:{s.postgres_port}:*:postgres:{password}\n")
     if _as_root():
         _check_postgres_reaches(s.root)
         # initdb runs as postgres: it must own the data folder and read the password file
@@ -202,6 +191,12 @@ def _init_cluster(s: Services) -> None:
             "--auth=scram-sha-256", "-E", "UTF8", "--no-instructions")
     finally:
         pwfile.unlink(missing_ok=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret readable by its owner alone from the first byte (not chmod after the write)."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(text)
 
 
 def _check_postgres_reaches(folder: Path) -> None:
@@ -227,16 +222,7 @@ def _create_database(s: Services, name: str) -> None:
         connection.close()
 
 
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=3).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _live_pid(pid_file: Path) -> int | None:
-    import psutil
-
     try:
         pid = int(pid_file.read_text())
     except (OSError, ValueError):
@@ -244,27 +230,13 @@ def _live_pid(pid_file: Path) -> int | None:
     return pid if psutil.pid_exists(pid) else None
 
 
-def _start_server(s: Services, name: str, health: str, env: dict, command: list[str], echo) -> None:
-    url = health.rsplit("/", 1)[0]
-    if _healthy(health):
+def _start_server(s: Services, name: str, url: str, env: dict, command: list[str], echo) -> None:
+    if healthy(url):
         echo(f"{name}: already running at {url}")
         return
-    if _live_pid(s.pid_file(name)):
-        raise ServicesError(f"{name} (pid {_live_pid(s.pid_file(name))}) is running but {health} does not answer: "
+    if pid := _live_pid(s.pid_file(name)):
+        raise ServicesError(f"{name} (pid {pid}) is running but {url}/health does not answer: "
                             f"see {s.log(name)}, or `transferflow services stop`")
-    log_path = s.log(name)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                cwd=s.root)
+    proc = start_detached(command, url, s.log(name), env, what=name, error=ServicesError, cwd=s.root)
     s.pid_file(name).write_text(str(proc.pid))
-    deadline = time.monotonic() + START_S
-    while not _healthy(health):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            from transferflow.schedule import stop_tree
-
-            stop_tree(proc)
-            s.pid_file(name).unlink(missing_ok=True)
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise ServicesError(f"{name} did not start at {url} (log {log_path}):\n{tail}")
-        time.sleep(1)
-    echo(f"{name}: started at {url} (log {log_path})")
+    echo(f"{name}: started at {url} (log {s.log(name)})")
