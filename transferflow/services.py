@@ -38,6 +38,7 @@ import psutil
 from transferflow.errors import TransferflowError
 from transferflow.schedule import SERVER_START_S, healthy, start_detached, stop_tree
 
+
 class ServicesError(TransferflowError):
     """A server did not start or stop: PostgreSQL missing, a port taken, a server that died."""
 
