@@ -45,9 +45,10 @@ demo: data
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/transferflow run --params params.yaml
 
 # The venv's bin on PATH, as after `. .venv/bin/activate`: tests call dvc, and MLflow's scoring
-# server starts uvicorn by name.
+# server starts uvicorn by name. The whole suite, `slow` end-to-end runs included (CI runs this);
+# a plain `pytest` leaves them out (pyproject.toml), for a quicker loop while editing.
 test: data
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m "not gpu"
 
 # A team's servers on this machine (transferflow/services.py): PostgreSQL, MLflow and Prefect on it, bound
 # to 127.0.0.1, state in .services/. Ends by printing the two `export` lines to paste. Harmless twice.

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from distributed.diagnostics.plugin import WorkerPlugin
 from prefect_dask import DaskTaskRunner
 
-from flows.pipeline import share_cores
+from transferflow.training import share_cores
 
 TRACKING_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")
 """Where a fine-tune logs its MLflow child run, which must be where the flow's parent run is."""

@@ -12,7 +12,6 @@ or leaves the champion.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -26,10 +25,11 @@ from tasks import data_efficiency, evaluate, finetune, prepare, pretrain, promot
 from transferflow.config import FlowParams, load_params
 from transferflow.errors import TransferflowError
 from transferflow.tracking import pipeline_run
+from transferflow.training import share_cores
 from transferflow.workspace_lock import workspace_lock
 
 STAGES: list[ModuleType] = [prepare, tokenizer, pretrain, finetune, evaluate, register, promote, data_efficiency]
-"""Stage order of the flow; tests/test_dag_sync.py checks it against dvc.yaml."""
+"""Stage order of the flow, and of dvc.yaml (flows/dvc_yaml.py generates it from these stages, in this order)."""
 
 RETRIES = {"prepare": 2, "register": 2}
 """Stages where a retry can help: hub downloads (prepare) and a flaky tracking server (register, which
@@ -52,15 +52,6 @@ def retry_if_transient(task, task_run, state) -> bool:
     except Exception:  # noqa: BLE001 (anything else is a bug or bad input: retrying cannot help)
         return False
     return False
-
-
-def share_cores(workers: int) -> None:
-    """ProcessPoolTaskRunner's initializer (and DaskWorkspace's on a LocalCluster): each of `workers`
-    processes trains on its share of the cores, not on all of them (torch's default), which would
-    oversubscribe the machine `workers` times."""
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 @contextmanager
@@ -87,9 +78,9 @@ def finetune_runner(settings: FlowParams) -> Iterator[TaskRunner]:
         yield runner
 
 
-UNCACHED = {"promote"}
-"""Stages that always run: the promotion gate's answer depends on the registry (who holds which alias),
-which no cache key sees; it skips on its own when the pair was already judged."""
+UNCACHED = {module.STAGE.name for module in STAGES if module.STAGE.always_changed}
+"""Stages that always run (promote): the promotion gate's answer depends on the registry (who holds which
+alias), which no cache key sees; it skips on its own when the pair was already judged."""
 
 
 def as_task(module: ModuleType):

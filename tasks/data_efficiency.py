@@ -28,7 +28,7 @@ import mlflow
 import numpy as np
 
 from tasks.evaluate import score_split
-from tasks.finetune import PRETRAINED, TASK, TOKENIZER, finetune
+from tasks.finetune import PRETRAINED, SHARED_PARAMS, TASK, TOKENIZER, finetune
 from transferflow.config import Params
 from transferflow.files import atomic_dir, load_prepared, write_json, write_text
 from transferflow.stage import StageSpec, stage_cli
@@ -38,14 +38,14 @@ OUT = Path("artifacts/data_efficiency")
 SCRATCH = Path("checkpoints/data_efficiency")
 STAGE = StageSpec(
     name="data_efficiency",
-    params=("data_efficiency", "finetune"),
-    deps=("tasks/data_efficiency.py", "transferflow/metrics", "tasks/finetune.py", "tasks/evaluate.py",
-          "tasks/strategies", "transferflow/gate.py", "transferflow/training.py", "transferflow/models.py",
-          "transferflow/token_classification.py", "transferflow/prompting.py", "transferflow/text_to_text.py",
-          str(TASK), str(TOKENIZER), str(PRETRAINED)),
+    # the fine-tuning settings and options it retrains with; not the list of strategies the finetune stage runs
+    params=("data_efficiency", *SHARED_PARAMS, "finetune.options"),
+    deps=(str(TASK), str(TOKENIZER), str(PRETRAINED)),
     outs=(str(OUT),),
     metrics=("metrics/data_efficiency.json",),
     plots=("plots/data_efficiency.csv",),
+    loads=("tasks/strategies",),  # any strategy data_efficiency.strategies names
+    plot_props={"plots/data_efficiency.csv": {"x": "train_rows"}},
 )
 COLUMNS = ["strategy", "fraction", "train_rows", "validation_accuracy", "validation_f1", "test_accuracy", "test_f1",
            "steps", "train_seconds"]

@@ -37,12 +37,12 @@ OUT = Path("artifacts/evaluate")
 STAGE = StageSpec(
     name="evaluate",
     params=("evaluate", "finetune.strategies", "register.metric", "pretrain.init_from"),
-    deps=("tasks/evaluate.py", "transferflow/metrics", "transferflow/gate.py", "transferflow/models.py",
-          "transferflow/token_classification.py", "transferflow/prompting.py", "transferflow/text_to_text.py",
-          str(TASK), str(FINETUNED)),
+    deps=(str(TASK), str(FINETUNED)),
     outs=(str(OUT),),
     metrics=("metrics/evaluate.json",),
     plots=("plots/confusion.csv", "plots/leaderboard.csv"),
+    plot_props={"plots/confusion.csv": {"template": "confusion", "x": "actual", "y": "predicted"},
+                "plots/leaderboard.csv": {"template": "bar_horizontal", "x": "test_accuracy", "y": "strategy"}},
 )
 COLUMNS = ["strategy", "validation_accuracy", "validation_f1", "test_accuracy", "test_f1", "test_precision",
            "test_recall", "beats_majority", "trainable_params", "trainable_pct", "train_seconds", "peak_memory_mb", "optimizer_state_mb", "stored_mb"]

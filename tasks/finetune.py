@@ -25,11 +25,11 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoMo
                           AutoTokenizer, DataCollatorForTokenClassification, DataCollatorWithPadding,
                           EarlyStoppingCallback, Trainer, set_seed)
 
-from tasks.strategies import FitInputs, Strategy, get_strategy
+from transferflow.strategy import FitInputs, Strategy, get_strategy
 from transferflow.config import FinetuneParams, Params
 from transferflow.files import atomic_dir, load_prepared, write_json
 from transferflow.metrics import classification_scores
-from transferflow.stage import StageSpec, stage_cli
+from transferflow.stage import REPO, StageSpec, stage_cli
 from transferflow.tracking import stage_run
 from transferflow.models import save_classifier
 from transferflow.token_classification import TAGS, encode_tagged, is_tagging, trainer_metrics
@@ -40,18 +40,24 @@ TASK = Path("artifacts/prepare/task")
 AUX_TASK = Path("artifacts/prepare/aux_task")  # read by the multitask strategy
 PRETRAINED = Path("artifacts/pretrain")
 TOKENIZER = Path("artifacts/tokenizer")
+SHARED_PARAMS = tuple(f"finetune.{key}" for key in FinetuneParams.model_fields if key not in ("strategies", "options"))
+"""The fine-tuning settings every strategy reads; a strategy also reads its own finetune.options.<name>."""
 STAGE = StageSpec(
     name="finetune",
-    params=("finetune",),
-    deps=("tasks/finetune.py", "transferflow/metrics", "tasks/strategies", "transferflow/training.py",
-          "transferflow/models.py", "transferflow/token_classification.py", "transferflow/prompting.py",
-          "transferflow/text_to_text.py", str(TASK), str(AUX_TASK), str(TOKENIZER), str(PRETRAINED)),
+    # One stage per strategy, each on the shared settings and its own options and file only: changing
+    # finetune.options.lora or tasks/strategies/lora.py re-runs finetune@lora and no other fine-tune.
+    params=(*SHARED_PARAMS, "finetune.options.{item}"),
+    deps=(str(TASK), str(AUX_TASK), str(TOKENIZER), str(PRETRAINED)),
     outs=("artifacts/finetune/{item}",),
     metrics=("metrics/finetune/{item}.json",),
+    foreach="finetune.strategies",
+    loads=("tasks/strategies/{item}.py",),
 )
-RESUME_CODE = tuple(Path(__file__).resolve().parents[1] / dep for dep in STAGE.deps
-                    if dep.startswith(("tasks/", "transferflow/")))
-"""The stage's code deps, found beside this file wherever the stage runs: a change there starts afresh."""
+
+
+def resume_code(strategy: str) -> list[Path]:
+    """The strategy's code deps, found beside this file wherever the stage runs: a change there starts afresh."""
+    return [REPO / dep for dep in STAGE.for_item(strategy).code]
 
 
 def encode_task(task: datasets.DatasetDict, tokenizer, max_length: int) -> datasets.DatasetDict:
@@ -181,7 +187,7 @@ def main(params: Params, strategy: str, parent_run_id: str | None = None) -> dic
         mlflow.set_tag("transferflow.strategy", strategy)
         # a killed run leaves its checkpoints; the same params, code and inputs continue from the last
         resume = resume_point(checkpoints, {"finetune": p.model_dump(mode="json"), "strategy": strategy},
-                              [TASK, TOKENIZER, PRETRAINED, *RESUME_CODE])
+                              [TASK, TOKENIZER, PRETRAINED, *resume_code(strategy)])
         with atomic_dir(Path("artifacts/finetune") / strategy) as tmp:
             summary = finetune(p, strategy, tmp, checkpoints, resume=resume)
         shutil.rmtree(checkpoints, ignore_errors=True)  # finished: nothing left to resume

@@ -34,8 +34,7 @@ STAGE = StageSpec(
     name="prepare",
     params=("prepare",),
     # the data the params name, not fixed paths: new content at any source re-runs prepare
-    deps=("tasks/prepare.py", "transferflow/data.py", "${prepare.task_source}", "${prepare.corpus_source}",
-          "${prepare.aux_task_source}"),
+    deps=("${prepare.task_source}", "${prepare.corpus_source}", "${prepare.aux_task_source}"),
     outs=(str(OUT),),
     metrics=("metrics/prepare.json",),
 )

@@ -63,13 +63,12 @@ TOKENIZER = Path("artifacts/tokenizer")
 STAGE = StageSpec(
     name="pretrain",
     params=("pretrain",),
-    deps=("tasks/pretrain.py", "transferflow/metrics", "transferflow/training.py", "transferflow/span_corruption.py",
-          "transferflow/masked_lm.py", "transferflow/precision.py", "transferflow/checkpoint.py", str(CORPUS),
-          str(TOKENIZER)),
+    deps=(str(CORPUS), str(TOKENIZER)),
     outs=(str(OUT),),
     optional_inputs=checkpoint_inputs,
     metrics=("metrics/pretrain.json",),
     plots=("plots/pretrain.json",),
+    plot_props={"plots/pretrain.json": {"x": "step", "y": "loss"}},
 )
 
 

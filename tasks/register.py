@@ -33,10 +33,8 @@ DATA_CARD = Path("artifacts/prepare/data_card.json")
 STAGE = StageSpec(
     name="register",
     params=("register",),
-    deps=("tasks/register.py", "transferflow/metrics", "transferflow/serving.py", "transferflow/served",
-          "transferflow/models.py", "transferflow/token_classification.py", "transferflow/prompting.py",
-          "transferflow/text_to_text.py", "transferflow/model_card.py", "transferflow/registry.py",
-          "transferflow/gate.py", "transferflow/registry_lock.py", str(LEADERBOARD), "artifacts/prepare", "artifacts/finetune"),
+    # transferflow/served: the scripts copied into each registered model (MLflow code_paths), read by path
+    deps=("transferflow/served", str(LEADERBOARD), "artifacts/prepare", "artifacts/finetune"),
     outs=(),
     metrics=("metrics/register.json",),
 )

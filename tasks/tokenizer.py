@@ -32,7 +32,7 @@ T5_SENTINELS = [f"<extra_id_{i}>" for i in range(100)]  # T5's 100 span-corrupti
 STAGE = StageSpec(
     name="tokenizer",
     params=("tokenizer", "pretrain.family", "pretrain.model.max_length", "pretrain.init_from"),
-    deps=("tasks/tokenizer.py", "transferflow/checkpoint.py", str(CORPUS)),
+    deps=(str(CORPUS),),
     outs=(str(OUT),),
     optional_inputs=checkpoint_inputs,
 )

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "params.smoke.yaml"
 
 # Prefect reads its settings once, when first imported, and huggingface_hub and datasets read theirs
 # (offline mode, cache folders) at import too; test modules import the flows and stages (so all three)
@@ -33,6 +32,21 @@ os.environ.update({
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "PREFECT_LOGGING_LEVEL": "WARNING",
 })
+
+
+def profile_params(profile: str) -> Path:
+    """The params file of a profile (conf/profile/<profile>.yaml over conf/config.yaml), composed once
+    per session, as `transferflow profile <profile>` writes it."""
+    from transferflow.profiles import compose
+
+    path = Path(STORES) / f"params.{profile}.yaml"
+    if not path.is_file():
+        path.write_text(compose(profile))
+    return path
+
+
+SMOKE = profile_params("smoke")
+"""The smoke profile's params: the pipeline at toy scale, which the end-to-end tests run."""
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -34,7 +34,7 @@ from transferflow.data import DataError
 from transferflow.files import fingerprint
 from transferflow.tracking import TrackingUnavailable, setup_tracking
 
-MODEL = "transferflow-sst2"  # params.smoke.yaml's register.model_name
+MODEL = "transferflow-sst2"  # the smoke profile's register.model_name
 STAGE_NAMES = [m.STAGE.name for m in STAGES]
 
 

@@ -25,6 +25,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tasks import evaluate, finetune, prepare, pretrain, tokenizer
 from transferflow.config import load_params
 from transferflow.files import fingerprint, load_prepared, read_json
@@ -74,6 +76,7 @@ def run_pipeline(root, tokenizer_from=None) -> dict:
         os.chdir(cwd)
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test` (CI) runs it, a plain `pytest` does not
 def test_same_params_and_seed_give_bit_identical_results(tmp_path):
     first = run_pipeline(make_workspace(tmp_path / "first"))
     second = run_pipeline(make_workspace(tmp_path / "second"), tokenizer_from=tmp_path / "first")

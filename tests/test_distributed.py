@@ -44,6 +44,7 @@ def launch_two_processes(root) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test` (CI) runs it, a plain `pytest` does not
 def test_two_processes_with_half_the_batch_train_as_one_with_all_of_it(pretrained_workspace, workspace, tmp_path):
     set_params(workspace / "params.yaml", **gpt_smoke(BATCH))
     params = load_params("params.yaml")

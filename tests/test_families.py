@@ -20,6 +20,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tasks.tokenizer import TRAINERS
+from tests.conftest import SMOKE
 from tests.helpers import predict_in_fresh_process, set_params
 from transferflow.config import ParamsError, TokenizerParams, load_params
 from transferflow.metrics import classification_scores
@@ -171,7 +172,7 @@ def test_text_to_text_answers_map_back_to_labels_and_anything_else_is_wrong():
 
 
 def test_a_strategy_of_another_family_is_refused(tmp_path):
-    params = yaml.safe_load((REPO / "params.smoke.yaml").read_text())
+    params = yaml.safe_load(SMOKE.read_text())
     params["pretrain"]["family"] = "gpt"  # finetune.strategies are bert strategies
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ParamsError, match="'scratch' applies to families \\['bert', 'modernbert'\\]"):
@@ -184,7 +185,7 @@ def test_a_strategy_of_another_family_is_refused(tmp_path):
 
 
 def test_modernbert_refuses_what_only_bert_has(tmp_path):
-    params = yaml.safe_load((REPO / "params.smoke.yaml").read_text())
+    params = yaml.safe_load(SMOKE.read_text())
     params["pretrain"]["family"] = "modernbert"
     params["finetune"]["strategies"] = ["full", "prefix"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -214,6 +215,7 @@ T5 = dict(pretrain={"family": "t5"}, register={"model_name": "family-t5"},
           data_efficiency={"strategies": ["text_to_text"], "fractions": [1.0]})
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test` (CI) runs it, a plain `pytest` does not
 def test_gpt_family_end_to_end_through_the_flow(workspace, monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'gpt.db'}")
     set_params(workspace / "params.yaml", **GPT)
@@ -238,6 +240,7 @@ def test_gpt_family_end_to_end_through_the_flow(workspace, monkeypatch, tmp_path
     assert len(labels) == 2 and set(labels) <= {"negative", "positive"}
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test` (CI) runs it, a plain `pytest` does not
 def test_modernbert_family_end_to_end_through_the_flow(workspace, monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'modernbert.db'}")
     set_params(workspace / "params.yaml", **MODERNBERT)
@@ -258,13 +261,14 @@ def test_modernbert_family_end_to_end_through_the_flow(workspace, monkeypatch, t
     assert len(labels) == 2 and set(labels) <= {"negative", "positive"}
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test` (CI) runs it, a plain `pytest` does not
 def test_t5_family_end_to_end_through_dvc_repro(tmp_path, monkeypatch):
     from tests.test_pipeline_dvc import _copy_repo
 
     repo = tmp_path / "clone"
     _copy_repo(repo)
     (repo / "data").symlink_to(REPO / "data", target_is_directory=True)
-    (repo / "params.yaml").write_text((REPO / "params.smoke.yaml").read_text())
+    (repo / "params.yaml").write_text(SMOKE.read_text())
     set_params(repo / "params.yaml", **T5)
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 't5.db'}")

@@ -106,6 +106,7 @@ def test_gate_counts_per_sentence_agree_with_seqeval():
     assert "sentences" in result.test_detail and result.difference.low > 0
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test` (CI) runs it, a plain `pytest` does not
 def test_ner_pipeline_end_to_end(pretrained_workspace, tmp_path, monkeypatch):
     """prepare (ner) -> finetune full and lora -> evaluate -> register -> promote -> spans from a fresh
     process. The tokenizer and the encoder are the shared smoke ones: the corpus they were trained on

@@ -78,3 +78,19 @@ def test_a_strategy_the_installed_libraries_cannot_run_is_one_params_error(tmp_p
     assert "'prefix' cannot run" in lines[0] and f"transformers {transformers.__version__}" in lines[0]
     path.write_text("finetune: {strategies: [full, lora]}")  # the other strategies still check fine
     assert CliRunner().invoke(app, ["check-params", str(path)]).exit_code == 0
+
+
+def test_check_params_names_the_keys_dvc_tracks_one_by_one(tmp_path):
+    """Valid for the flow, which takes the defaults; dvc.yaml tracks each fine-tuning key and each
+    strategy's options on their own, and `dvc repro` stops on a missing one: check-params says which."""
+    from typer.testing import CliRunner
+
+    from transferflow.cli import app
+
+    path = tmp_path / "params.yaml"
+    path.write_text("finetune: {strategies: [full, lora], options: {lora: {r: 4}}}")
+    result = CliRunner().invoke(app, ["check-params", str(path)])
+    assert result.exit_code == 0
+    assert "finetune.max_steps (default 1000)" in result.output and "finetune.options.full ({}" in result.output
+    assert "finetune.options.lora" not in result.output
+    assert CliRunner().invoke(app, ["check-params", str(REPO / "params.yaml")]).output.count("warning") == 0

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import yaml
 from mlflow.tracking import MlflowClient
 
 from tasks import prepare
@@ -66,3 +67,11 @@ def test_flow_end_to_end(workspace, monkeypatch, tmp_path):
     third = pipeline(params_file="params.yaml")
     assert "prepare" not in third["cached"], third["cached"]
     assert len(load_prepared("artifacts/prepare/task")["train"]) == train_rows
+
+    # One strategy's options changed: that fine-tune runs again, every other stage before evaluate is cached.
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["finetune"]["options"]["lora"]["r"] = 4
+    Path("params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    fourth = pipeline(params_file="params.yaml")
+    assert {"pretrain", "finetune[scratch]", "finetune[full]"} <= set(fourth["cached"]), fourth["cached"]
+    assert "finetune[lora]" not in fourth["cached"]

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from tasks import finetune, pretrain
 from transferflow.config import load_params
 from transferflow.files import read_json
@@ -35,6 +37,7 @@ def run_killed(*args: str) -> None:
     assert out.returncode == -9, out.stderr[-3000:]
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test` (CI) runs it, a plain `pytest` does not
 def test_a_killed_finetune_continues_and_ends_as_an_uninterrupted_one(in_pretrained):
     params = load_params("params.yaml")
     checkpoints = in_pretrained / "checkpoints/finetune/full"
@@ -51,6 +54,7 @@ def test_a_killed_finetune_continues_and_ends_as_an_uninterrupted_one(in_pretrai
     assert not checkpoints.exists()
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test` (CI) runs it, a plain `pytest` does not
 def test_a_killed_pretrain_continues_and_ends_as_an_uninterrupted_one(pretrained_workspace, tmp_path, monkeypatch):
     root = make_workspace(tmp_path / "ws")
     for stage in ("prepare", "tokenizer"):

@@ -15,6 +15,7 @@ import time
 import uuid
 
 import httpx
+import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
@@ -39,6 +40,7 @@ def log_text(api: str, run_id: str) -> str:
     return "\n".join(entry["message"] for entry in logs)
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test` (CI) runs it, a plain `pytest` does not
 def test_scheduled_training_fires_on_its_own_then_reuses_the_cache(workspace, tmp_path):
     name = f"scheduled-{uuid.uuid4().hex[:8]}"
     params = yaml.safe_load((workspace / "params.yaml").read_text())

@@ -98,6 +98,7 @@ def _workspace(root: Path, model: str) -> Path:
     return ws
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test` (CI) runs it, a plain `pytest` does not
 def test_a_worker_runs_the_deployed_pipeline(servers, team_env, tmp_path):
     ws = _workspace(tmp_path / "ws", "services-worker")
     pool = "transferflow-test"
@@ -124,6 +125,7 @@ def test_a_worker_runs_the_deployed_pipeline(servers, team_env, tmp_path):
     assert str(mlflow.get_model_version_by_alias("services-worker", "champion").version) == "1"
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test` (CI) runs it, a plain `pytest` does not
 def test_two_flows_at_once_register_two_versions_and_move_the_champion_once_per_decision(servers, team_env,
                                                                                          tmp_path):
     model = "services-concurrent"

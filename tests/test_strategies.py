@@ -23,7 +23,7 @@ import torch
 from transformers import (BertConfig, BertForSequenceClassification, BertTokenizerFast, ModernBertConfig,
                           ModernBertForSequenceClassification, Trainer, TrainingArguments)
 
-from tasks.strategies import STRATEGIES, get_strategy
+from transferflow.strategy import all_strategies, get_strategy
 from transferflow.models import load_classifier, save_classifier
 
 
@@ -39,7 +39,7 @@ class Row:
     """Which parameter names of the adapted tiny model must be trainable (all others frozen); None
     for a strategy that trains itself (a `fit` hook) rather than through the Trainer loop."""
     tiny: dict = field(default_factory=dict)
-    """Options for the tiny model (the stage test uses params.smoke.yaml's)."""
+    """Options for the tiny model (the stage test uses the smoke profile's)."""
 
 
 ROWS: dict[str, Row] = {
@@ -63,6 +63,7 @@ ROWS: dict[str, Row] = {
     "sft_lora": Row(None),
     "text_to_text": Row(None),
 }
+STRATEGIES = all_strategies()
 NEURAL = [name for name, row in ROWS.items() if row.trains is not None]
 FAMILIES = ("bert", "modernbert")
 NEURAL_BY_FAMILY = [pytest.param(name, family, id=f"{name}-{family}") for family in FAMILIES for name in NEURAL

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.helpers import set_params, stage_runs
@@ -13,6 +14,7 @@ from transferflow.tracking import PID_TAG
 STRATEGIES = ["scratch", "tfidf"]  # one torch Trainer fine-tune, one scikit-learn: the two kinds, cheaply
 
 
+@pytest.mark.slow  # a long end-to-end run: `make test` (CI) runs it, a plain `pytest` does not
 def test_finetunes_run_on_a_dask_local_cluster(workspace, monkeypatch, tmp_path):
     # Set in this process only: the child runs land in this store only if the workers log where the flow does.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'dask.db'}")

@@ -2,6 +2,8 @@
 
     transferflow run [--params params.yaml]   the pipeline as a Prefect flow (local ephemeral server);
                      [--data-efficiency]      also retrain strategies on 1%, 10%, 100% of the labels
+                     [--profile NAME]         composing params.yaml from conf/ with that profile first
+    transferflow profile [NAME]               compose params.yaml from conf/ (no NAME: list the profiles)
     transferflow repro                        `dvc repro` with every stage under one MLflow parent run
     transferflow leaderboard                  the last evaluation, sorted by validation score
     transferflow models                       the registry: versions, aliases, tags, champion history
@@ -14,6 +16,7 @@
     transferflow predict FILE                 score a file of texts with @champion
     transferflow strategies                   registered fine-tuning strategies and their options
     transferflow check-params [FILE]          validate a params file against the schema
+    transferflow dvc-yaml [--check]           regenerate dvc.yaml from the stage declarations
 
 An error a user can cause (params, data, a server that is down, a disk that is full or read-only) ends
 in one `error:` line and exit code 2 (bad params or usage) or 1; `transferflow --verbose ...` also
@@ -93,8 +96,14 @@ USER_ERRORS = (TransferflowError, OSError)
 a read-only folder) that any stage may hit."""
 
 
+PROFILE_HELP = "compose the params file from conf/ with this profile first (conf/profile/NAME.yaml)"
+SET_HELP = "a Hydra override applied while composing, e.g. finetune.max_steps=50 (repeatable)"
+
+
 @app.command()
 def run(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="params file"),
+        profile: str = typer.Option(None, help=PROFILE_HELP),
+        set_: list[str] = typer.Option(None, "--set", "-S", help=f"{SET_HELP}; without --profile, over the demo"),
         data_efficiency: bool = typer.Option(False, "--data-efficiency",
                                              help="also retrain strategies on fractions of the labelled data")) -> None:
     """Run the whole pipeline as a Prefect flow and print the leaderboard and the registry state."""
@@ -104,6 +113,10 @@ def run(params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help=
 
     with ExitStack() as held:
         try:  # cheap checks first: a bad params file, a down server or a busy workspace cost no Prefect start-up
+            if profile or set_:  # as `dvc exp run -S profile=...` does: params.yaml is what both then read
+                from transferflow.profiles import write_params
+
+                write_params(profile or "demo", params, set_)
             load_params(params)
             setup_tracking()
             held.enter_context(workspace_lock())
@@ -269,7 +282,9 @@ def schedule(cron: str = typer.Option(None, help='cron schedule, e.g. "0 3 * * *
         with prefect_server(port) as url:
             typer.echo(f"Prefect API {url}; serving the training flow on {params} "
                        f"({'cron ' + cron if cron else f'every {interval:g} s'}); Ctrl-C stops")
-            serve_training(str(params), cron=cron, interval=interval, name=name)
+            from flows.pipeline import pipeline
+
+            serve_training(pipeline, str(params), cron=cron, interval=interval, name=name)
     except TransferflowError as err:
         _fail(err)
     except KeyboardInterrupt:
@@ -290,7 +305,9 @@ def deploy(pool: str = typer.Option("transferflow", help="process work pool (cre
         _fail("give at most one of --cron or --interval")
     try:
         load_params(params)
-        deploy_training(str(params), pool=pool, name=name, cron=cron, interval=interval)
+        from flows.pipeline import pipeline
+
+        deploy_training(pipeline, str(params), pool=pool, name=name, cron=cron, interval=interval)
     except TransferflowError as err:
         _fail(err)
     when = f"cron {cron}" if cron else f"every {interval:g} s" if interval else "on demand"
@@ -417,9 +434,9 @@ def predict(file: Path = typer.Argument(..., help=".csv/.tsv with a text or sent
 @app.command()
 def strategies() -> None:
     """List the registered fine-tuning strategies with their options."""
-    from tasks.strategies import STRATEGIES
+    from transferflow.strategy import all_strategies
 
-    for s in STRATEGIES.values():
+    for s in all_strategies().values():
         fields = ", ".join(f"{k}={f.default!r}" for k, f in s.Options.model_fields.items())
         applies = f"families {'/'.join(s.families)}, tasks {'/'.join(s.task_types)}"
         typer.echo(f"{s.name:<14} [{s.init}] {s.summary}\n{'':<15}{applies}; options: {fields}")
@@ -429,7 +446,7 @@ def strategies() -> None:
 def check_params(path: Path = typer.Argument(Path("params.yaml")),
                  schema: bool = typer.Option(False, help="print the JSON schema instead")) -> None:
     """Validate a params file (every error names its key), or print the schema."""
-    from transferflow.config import Params, load_params
+    from transferflow.config import Params, load_params, missing_for_dvc
 
     if schema:
         typer.echo(json.dumps(Params.model_json_schema(), indent=2))
@@ -439,6 +456,40 @@ def check_params(path: Path = typer.Argument(Path("params.yaml")),
     except TransferflowError as err:
         _fail(err)
     typer.echo(f"{path}: ok")
+    if missing := missing_for_dvc(path):  # valid for the flow; dvc would stop on the first of these
+        typer.echo(f"warning: {path}: dvc.yaml tracks these keys one by one and `dvc repro` stops on a missing "
+                   f"one (the flow takes the defaults); write them out: {', '.join(missing)}", err=True)
+
+
+@app.command("profile")
+def profile_(name: str = typer.Argument(None, help="profile to compose (none: list them)"),
+             set_: list[str] = typer.Option(None, "--set", "-S", help=SET_HELP),
+             output: Path = typer.Option(Path("params.yaml"), "--output", "-o", help="params file to write")) -> None:
+    """Compose a params file from conf/config.yaml and a profile overlay, as `dvc exp run -S profile=NAME`."""
+    from transferflow.profiles import profiles, write_params
+
+    if name is None:
+        typer.echo("\n".join(profiles()))
+        return
+    try:
+        write_params(name, output, set_)
+    except TransferflowError as err:
+        _fail(err)
+    typer.echo(f"{output}: profile {name}" + (f" with {', '.join(set_)}" if set_ else ""))
+
+
+@app.command("dvc-yaml")
+def dvc_yaml(check: bool = typer.Option(False, help="only check that dvc.yaml is up to date")) -> None:
+    """Write dvc.yaml from the stage declarations (tasks/<stage>.py STAGE) and the stages' imports."""
+    from flows import dvc_yaml as generated
+
+    if check:
+        if generated.DVC_YAML.read_text() != generated.render():
+            _fail(f"{generated.DVC_YAML} differs from the stage declarations: run `transferflow dvc-yaml`")
+        typer.echo(f"{generated.DVC_YAML}: up to date")
+        return
+    changed = generated.write()
+    typer.echo(f"{generated.DVC_YAML}: {'rewritten' if changed else 'up to date'}")
 
 
 if __name__ == "__main__":

@@ -8,35 +8,18 @@ are errors that name the key.
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from transferflow.errors import ParamsError  # noqa: F401 (raised here; callers import it from here too)
-
-
-def _types(annotation: Any) -> set:
-    """Every type named in an annotation: `int | None` -> {int, NoneType}."""
-    args = get_args(annotation)
-    return {t for arg in args for t in _types(arg)} if args else {annotation}
-
-
-class NoBoolNumbers(BaseModel):
-    """YAML reads `max_steps: true` as a bool, and pydantic (lax) would take it as 1 for an int field:
-    refused here, for every field that holds a number and not a bool. Lax mode stays on otherwise,
-    since PyYAML reads `1e-3` (no dot) as a string that must still parse as a float."""
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_as_number(cls, value: Any, info) -> Any:
-        types = _types(cls.model_fields[info.field_name].annotation)
-        if isinstance(value, bool) and bool not in types and types & {int, float}:
-            raise ValueError(f"expected a number, got {str(value).lower()}")
-        return value
+from transferflow.schema import NoBoolNumbers
+from transferflow.strategy import get_strategy
 
 
 class NestedKeyError(ValueError):
@@ -296,10 +279,7 @@ class FinetuneParams(TrainingParams):
 
     @model_validator(mode="after")
     def _known_strategies(self) -> FinetuneParams:
-        # Imported here: the registry lives with the stage that uses it, and validating through it
-        # means a new strategy file needs no edit to this schema.
-        from tasks.strategies import get_strategy
-
+        # Validated through the registry: a new strategy file needs no edit to this schema.
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError(f"strategies lists a name twice: {self.strategies}")
         for name in {*self.strategies, *self.options}:
@@ -339,7 +319,7 @@ class PromoteParams(Section):
     beat_majority: bool = True
     """The challenger must score above always answering the train split's most frequent label (a
     classification task): a model that learned nothing never becomes champion. Off only for toy runs
-    (params.smoke.yaml), whose models sit at chance by design."""
+    (the smoke profile), whose models sit at chance by design."""
     test: Literal["mcnemar", "bootstrap"] = "mcnemar"
     """Paired significance test on the two models' test predictions: McNemar's test on the rows where
     exactly one model is right, or a paired bootstrap of the `metric` difference."""
@@ -365,8 +345,6 @@ class DataEfficiencyParams(Section):
 
     @model_validator(mode="after")
     def _known_strategies(self) -> DataEfficiencyParams:
-        from tasks.strategies import get_strategy  # the registry validates names, as for finetune
-
         for name in self.strategies:
             get_strategy(name)
         if len(set(self.strategies)) != len(self.strategies) or len(set(self.fractions)) != len(self.fractions):
@@ -432,8 +410,6 @@ class Params(Section):
     @model_validator(mode="after")
     def _strategies_fit_family_and_task(self) -> Params:
         # Across sections: a strategy applies to some model families and task types only.
-        from tasks.strategies import get_strategy
-
         family, task_type = self.pretrain.family, self.prepare.task_type
         positions, length = self.pretrain.model.max_length, self.finetune.max_length
         for name in self.finetune.strategies if family != "t5" else ():  # t5's positions are relative: no cap
@@ -480,8 +456,24 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as err:
         raise ParamsError(f"{path} is not valid YAML: {err}") from None
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as err:
         # A check across sections has no key of its own (its message names the keys): no "<root>: ".
         problems = "; ".join(": ".join(part for part in _key_and_problem(e) if part) for e in err.errors())
         raise ParamsError(f"{path}: {problems}") from None
+    return params
+
+
+def missing_for_dvc(path: str | Path) -> list[str]:
+    """Keys of a valid params file that `dvc repro` needs written out although the schema has defaults
+    for them: dvc.yaml tracks the fine-tuning settings one by one, and each strategy's options on their
+    own (so that a change to one strategy's options re-runs that strategy alone), and dvc stops on a
+    tracked key the file lacks. The flow reads the defaults and needs none of them."""
+    raw = (yaml.safe_load(Path(path).read_text()) or {}).get("finetune") or {}
+    finetune = load_params(path).finetune
+    defaults = FinetuneParams().model_dump(mode="json")
+    missing = [f"finetune.{key} (default {json.dumps(defaults[key])})"
+               for key in defaults if key not in raw and key not in ("strategies", "options")]
+    options = raw.get("options") or {}
+    missing += [f"finetune.options.{name} ({{}} for the defaults)" for name in finetune.strategies if name not in options]
+    return missing

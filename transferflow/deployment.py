@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from transferflow.errors import TransferflowError
+
+if TYPE_CHECKING:  # only the annotation names it
+    from prefect import Flow
 
 POOL = "transferflow"
 """The default work pool: a `process` pool, whose workers run each flow run as a subprocess."""
@@ -51,12 +55,12 @@ def ensure_process_pool(name: str) -> bool:
     return False
 
 
-def deploy_training(params_file: str, pool: str = POOL, name: str = "nightly", cron: str | None = None,
-                    interval: float | None = None, workspace: Path | None = None) -> UUID:
-    """Create or update the deployment `transferflow-pipeline/<name>` in `pool`; returns its id."""
+def deploy_training(pipeline: Flow, params_file: str, pool: str = POOL, name: str = "nightly",
+                    cron: str | None = None, interval: float | None = None, workspace: Path | None = None) -> UUID:
+    """Create or update the deployment `transferflow-pipeline/<name>` of the training flow `pipeline`
+    (flows.pipeline's, handed down by the CLI: this module sits below the flows) in `pool`; returns its id."""
     from prefect.types.entrypoint import EntrypointType
 
-    from flows.pipeline import pipeline
     from transferflow.schedule import configured_api_url, healthy
 
     api = configured_api_url()

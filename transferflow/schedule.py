@@ -20,12 +20,15 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import httpx
 import psutil
 
 from transferflow.errors import TransferflowError
+
+if TYPE_CHECKING:  # only the annotation names it
+    from prefect import Flow
 
 SERVER_START_S = 180
 """How long to wait for a fresh server to answer (it migrates its database on first start)."""
@@ -145,12 +148,11 @@ def _api_url(url: str) -> Iterator[None]:
             os.environ["PREFECT_API_URL"] = previous
 
 
-def serve_training(params_file: str, cron: str | None = None, interval: float | None = None,
+def serve_training(pipeline: Flow, params_file: str, cron: str | None = None, interval: float | None = None,
                    name: str = "scheduled") -> None:
-    """Deploy the training flow with the schedule and run its scheduled runs until interrupted."""
+    """Deploy the training flow `pipeline` (flows.pipeline's, handed down by the CLI: this module sits
+    below the flows) with the schedule and run its scheduled runs until interrupted."""
     from prefect.types.entrypoint import EntrypointType
-
-    from flows.pipeline import pipeline
 
     # `kill` should stop the runner (and the server around it) as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from seqeval.metrics.sequence_labeling import get_entities
 
-from transferflow.models import max_input_tokens
+from transferflow.anatomy import max_input_tokens
 
 if TYPE_CHECKING:  # the served model imports this module, and needs neither datasets nor evaluate
     import datasets

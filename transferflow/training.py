@@ -269,3 +269,10 @@ def train_with_answers(model, tokenizer, train, validation, p: FinetuneParams, c
                             data_collator=collator, score_validation=score_validation,
                             callbacks=[MlflowMetrics(), StopOnDivergence(), EarlyStoppingCallback(p.early_stopping_patience)])
     return trainer, trainer.train()
+
+
+def share_cores(workers: int) -> None:
+    """ProcessPoolTaskRunner's initializer (and DaskWorkspace's on a LocalCluster): each of `workers`
+    processes trains on its share of the cores, not on all of them (torch's default), which would
+    oversubscribe the machine `workers` times."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tasks.strategies import FitInputs, Strategy, StrategyOptions, register
+from transferflow.strategy import FitInputs, Strategy, StrategyOptions, register
 
 
 class FeaturesOptions(StrategyOptions):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from tasks.strategies import Strategy, StrategyOptions, register
-from transferflow.models import classifier_parts
+from transferflow.strategy import Strategy, StrategyOptions, register
+from transferflow.anatomy import classifier_parts
 
 
 class FreezeOptions(StrategyOptions):

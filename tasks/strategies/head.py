@@ -5,8 +5,8 @@ Measures how much the pretrained features already separate the classes, with no 
 
 from __future__ import annotations
 
-from tasks.strategies import Strategy, register
-from transferflow.models import classifier_parts
+from transferflow.strategy import Strategy, register
+from transferflow.anatomy import classifier_parts
 
 
 def adapt(model, options):

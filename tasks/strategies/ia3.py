@@ -5,14 +5,14 @@ weights of any adapter, and, being rescalings, they fold into the weights on exp
 
 from __future__ import annotations
 
-from tasks.strategies import Strategy, StrategyOptions, register
+from transferflow.strategy import Strategy, StrategyOptions, register
 
 
 class IA3Options(StrategyOptions):
     target_modules: str | None = None
     """Regex (full match) over module names of the linear layers that get a scaling vector; null: the
     encoder's attention keys and values and its feed-forward down-projection
-    (transferflow/models.py:ENCODER_LAYOUTS)."""
+    (transferflow/anatomy.py:ENCODER_LAYOUTS)."""
     feedforward_modules: str | None = None
     """Regex over the targets whose input (not output) is scaled; null: the feed-forward
     down-projection. Set it whenever target_modules is set."""
@@ -21,7 +21,7 @@ class IA3Options(StrategyOptions):
 def adapt(model, options: IA3Options):
     from peft import IA3Config, TaskType, get_peft_model  # imported on use: peft is slow to import
 
-    from transferflow.models import encoder_layout
+    from transferflow.anatomy import encoder_layout
 
     layout = encoder_layout(model)
     # The linear layer between encoder and classifier (BERT's pooler, ModernBERT's head) trains beside

@@ -8,8 +8,8 @@ from pydantic import Field
 from torch import nn
 from transformers.trainer_pt_utils import get_parameter_names
 
-from tasks.strategies import Strategy, StrategyOptions, register
-from transferflow.models import classifier_parts
+from transferflow.strategy import Strategy, StrategyOptions, register
+from transferflow.anatomy import classifier_parts
 
 
 class LayerwiseOptions(StrategyOptions):

@@ -1,10 +1,10 @@
-"""lora: low-rank adapters through peft (on the modules of transferflow/models.py:ENCODER_LAYOUTS); the new head trains in full."""
+"""lora: low-rank adapters through peft (on the modules of transferflow/anatomy.py:ENCODER_LAYOUTS); the new head trains in full."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from tasks.strategies import Strategy, StrategyOptions, register
+from transferflow.strategy import Strategy, StrategyOptions, register
 
 
 class LoraOptions(StrategyOptions):
@@ -16,13 +16,13 @@ class LoraOptions(StrategyOptions):
     """Dropout on the adapter input."""
     target_modules: list[str] | None = None
     """Modules that get adapters; null: the family's default (BERT's query and value; ModernBERT's
-    linear layers and token embeddings: transferflow/models.py:ENCODER_LAYOUTS)."""
+    linear layers and token embeddings: transferflow/anatomy.py:ENCODER_LAYOUTS)."""
 
 
 def adapt(model, options: LoraOptions):
     from peft import LoraConfig, TaskType, get_peft_model  # imported on use: peft is slow to import
 
-    from transferflow.models import encoder_layout
+    from transferflow.anatomy import encoder_layout
     from transferflow.token_classification import is_token_classifier
 
     # TaskType.SEQ_CLS (TOKEN_CLS for a ner tagger) makes peft keep the classifier trainable; the pooler

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from tasks.strategies import FitInputs, Strategy, StrategyOptions, register
+from transferflow.strategy import FitInputs, Strategy, StrategyOptions, register
 
 TASKS = ("task", "aux")
 """Head names, in task-id order: the main task (leaderboard) and the auxiliary task."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from tasks.strategies import Strategy, StrategyOptions, register
+from transferflow.strategy import Strategy, StrategyOptions, register
 
 
 class PrefixOptions(StrategyOptions):

@@ -1,7 +1,7 @@
 """scratch: random init, same architecture, every weight trained: the traditional baseline that
 transfer must beat."""
 
-from tasks.strategies import Strategy, register
+from transferflow.strategy import Strategy, register
 
 register(Strategy(name="scratch", summary="random init, full training (no transfer)", init="random",
                   task_types=("classification", "ner")))

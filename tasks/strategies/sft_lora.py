@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from tasks.strategies import FitInputs, Strategy, StrategyOptions, register
-from tasks.strategies.sft_full import fit_sft
+from transferflow.strategy import FitInputs, Strategy, StrategyOptions, register
+from transferflow.sft import fit_sft
 
 
 class SftLoraOptions(StrategyOptions):

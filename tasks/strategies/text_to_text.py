@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.strategies import FitInputs, Strategy, StrategyOptions, register
+from transferflow.strategy import FitInputs, Strategy, StrategyOptions, register
 
 
 def fit(inputs: FitInputs, options: StrategyOptions, out: Path) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from tasks.strategies import FitInputs, Strategy, StrategyOptions, register
+from transferflow.strategy import FitInputs, Strategy, StrategyOptions, register
 
 
 class TfidfOptions(StrategyOptions):
