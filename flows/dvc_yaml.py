@@ -10,12 +10,13 @@ import becomes its dep at the next generation, and the check fails until then.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import yaml
 
-from transferflow.stage import REPO, StageSpec
+from transferflow.stage import REPO, StageSpec, _lookup
 
 DVC_YAML = REPO / "dvc.yaml"
 
@@ -46,10 +47,9 @@ def _dvc_template(text: str) -> str:
 
 def stage_body(spec: StageSpec, description: str) -> dict:
     """One dvc.yaml stage (the `do:` body for a foreach stage)."""
-    item = "item" if spec.foreach else None
-    spec = spec.for_item("{item}") if item else spec
+    spec = spec.for_item("{item}") if spec.foreach else spec
     body: dict = {"desc": description,
-                  "cmd": f"python -m tasks.{spec.name}" + (" ${item}" if item else "")}
+                  "cmd": f"python -m tasks.{spec.name}" + (" ${item}" if spec.foreach else "")}
     if spec.always_changed:
         body["always_changed"] = True
     body["deps"] = [_dvc_template(d) for d in spec.all_deps]
@@ -84,4 +84,37 @@ def write(path: Path = DVC_YAML) -> bool:
     if path.is_file() and path.read_text() == text:
         return False
     path.write_text(text)
+    return True
+
+
+def missing_params(path: Path) -> list[str]:
+    """Keys of a valid params file that the stages track (dvc.yaml `params:`, items filled in from the
+    file) but the file does not write out: the flow takes the schema's defaults, `dvc repro` stops on
+    the first. Each is named with the default to write."""
+    from flows.pipeline import STAGES
+    from transferflow.config import load_params
+
+    params, raw = load_params(path), yaml.safe_load(Path(path).read_text()) or {}
+    keys = [key for module in STAGES for item in _items(module.STAGE, params)
+            for key in module.STAGE.for_item(item).params]
+    missing = []
+    for key in dict.fromkeys(keys):  # in order, once
+        if not _written(raw, key) and "." not in key:
+            missing.append(f"{key} (the whole section)")
+        elif not _written(raw, key):
+            default = _lookup(params, key)  # a strategy's options absent from the file: its defaults, {}
+            missing.append(f"{key} (default {json.dumps({} if default is None and '.options.' in key else default)})")
+    return missing
+
+
+def _items(spec: StageSpec, params) -> list[str | None]:
+    return list(_lookup(params, spec.foreach)) if spec.foreach else [None]
+
+
+def _written(raw: dict, key: str) -> bool:
+    node = raw
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
     return True

@@ -91,6 +91,6 @@ def test_check_params_names_the_keys_dvc_tracks_one_by_one(tmp_path):
     path.write_text("finetune: {strategies: [full, lora], options: {lora: {r: 4}}}")
     result = CliRunner().invoke(app, ["check-params", str(path)])
     assert result.exit_code == 0
-    assert "finetune.max_steps (default 1000)" in result.output and "finetune.options.full ({}" in result.output
+    assert "finetune.max_steps (default 1000)" in result.output and "finetune.options.full (default {})" in result.output
     assert "finetune.options.lora" not in result.output
     assert CliRunner().invoke(app, ["check-params", str(REPO / "params.yaml")]).output.count("warning") == 0

@@ -446,7 +446,8 @@ def strategies() -> None:
 def check_params(path: Path = typer.Argument(Path("params.yaml")),
                  schema: bool = typer.Option(False, help="print the JSON schema instead")) -> None:
     """Validate a params file (every error names its key), or print the schema."""
-    from transferflow.config import Params, load_params, missing_for_dvc
+    from flows.dvc_yaml import missing_params
+    from transferflow.config import Params, load_params
 
     if schema:
         typer.echo(json.dumps(Params.model_json_schema(), indent=2))
@@ -456,7 +457,7 @@ def check_params(path: Path = typer.Argument(Path("params.yaml")),
     except TransferflowError as err:
         _fail(err)
     typer.echo(f"{path}: ok")
-    if missing := missing_for_dvc(path):  # valid for the flow; dvc would stop on the first of these
+    if missing := missing_params(path):  # valid for the flow; dvc would stop on the first of these
         typer.echo(f"warning: {path}: dvc.yaml tracks these keys one by one and `dvc repro` stops on a missing "
                    f"one (the flow takes the defaults); write them out: {', '.join(missing)}", err=True)
 

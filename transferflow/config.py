@@ -8,7 +8,6 @@ are errors that name the key.
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from pathlib import Path
@@ -463,17 +462,3 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"{path}: {problems}") from None
     return params
 
-
-def missing_for_dvc(path: str | Path) -> list[str]:
-    """Keys of a valid params file that `dvc repro` needs written out although the schema has defaults
-    for them: dvc.yaml tracks the fine-tuning settings one by one, and each strategy's options on their
-    own (so that a change to one strategy's options re-runs that strategy alone), and dvc stops on a
-    tracked key the file lacks. The flow reads the defaults and needs none of them."""
-    raw = (yaml.safe_load(Path(path).read_text()) or {}).get("finetune") or {}
-    finetune = load_params(path).finetune
-    defaults = FinetuneParams().model_dump(mode="json")
-    missing = [f"finetune.{key} (default {json.dumps(defaults[key])})"
-               for key in defaults if key not in raw and key not in ("strategies", "options")]
-    options = raw.get("options") or {}
-    missing += [f"finetune.options.{name} ({{}} for the defaults)" for name in finetune.strategies if name not in options]
-    return missing
