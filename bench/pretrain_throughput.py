@@ -27,6 +27,7 @@ from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, DataCollat
 
 from tasks import pretrain
 from transferflow.config import load_params
+from transferflow.family import get_family
 from transferflow.files import load_prepared
 from transferflow.precision import use_bf16
 from transferflow.training import training_arguments
@@ -101,7 +102,8 @@ def main() -> None:
     common = dict(eval_strategy="no", save_strategy="no", logging_steps=10**6, disable_tqdm=True)
     torch.manual_seed(p.seed)
 
-    stage_model, stage_collator = pretrain.masked_lm(p, tokenizer, p.pretraining_dropout)
+    bert, modernbert = get_family("bert"), get_family("modernbert")
+    stage_model, stage_collator = bert.build(p, tokenizer, p.pretraining_dropout), bert.collator(p, tokenizer)
     # (a) HF as shipped, run_mlm's defaults: the same shape with BertConfig's dropout 0.1, fp32
     user_model = BertForMaskedLM(BertConfig(**{**stage_model.config.to_dict(), "hidden_dropout_prob": 0.1,
                                                "attention_probs_dropout_prob": 0.1}))
@@ -111,7 +113,8 @@ def main() -> None:
     bf16 = use_bf16(p.precision)
     stage_s = run(stage_model, stage_collator, blocks,
                   training_arguments(p, "/tmp/bench-b", **common, bf16=bf16))
-    modern_model, modern_collator = pretrain.modern_masked_lm(p, tokenizer, p.pretraining_dropout)
+    modern_model = modernbert.build(p, tokenizer, p.pretraining_dropout)
+    modern_collator = modernbert.collator(p, tokenizer)
     modern_s = run(modern_model, modern_collator, blocks,
                    training_arguments(p, "/tmp/bench-c", **common, bf16=bf16))
 

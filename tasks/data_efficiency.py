@@ -5,8 +5,8 @@
 
 Every strategy in data_efficiency.strategies (pretrained `full` and `lora` against `scratch` by
 default) is retrained on seeded, stratified fractions of the labelled training split (1%, 10%, 100%),
-with the same validation and test splits, by tasks/finetune.py's own training function and the
-finetune section's hyperparameters. Models are scored on validation and test, then discarded.
+with the same validation and test splits, by the finetune stage's own function (transferflow/finetuning.py)
+and the finetune section's hyperparameters. Models are scored on validation and test, then discarded.
 Writes metrics/data_efficiency.json, artifacts/data_efficiency/{table.md,table.json,test_accuracy.png}
 and plots/data_efficiency.csv (one test-accuracy column per strategy, for `dvc plots show`); each run
 is an MLflow child run of the stage's run.
@@ -28,9 +28,10 @@ import mlflow
 import numpy as np
 
 from tasks.evaluate import score_split
-from tasks.finetune import PRETRAINED, SHARED_PARAMS, TASK, TOKENIZER, finetune
+from tasks.finetune import PRETRAINED, SHARED_PARAMS, TASK, TOKENIZER, fit_inputs
 from transferflow.config import Params
 from transferflow.files import atomic_dir, load_prepared, write_json, write_text
+from transferflow.finetuning import finetune
 from transferflow.stage import StageSpec, stage_cli
 from transferflow.tracking import stage_run
 
@@ -44,7 +45,7 @@ STAGE = StageSpec(
     outs=(str(OUT),),
     metrics=("metrics/data_efficiency.json",),
     plots=("plots/data_efficiency.csv",),
-    loads=("tasks/strategies",),  # any strategy data_efficiency.strategies names
+    loads=("tasks/strategies", "transferflow/families"),  # any strategy data_efficiency.strategies names
     plot_props={"plots/data_efficiency.csv": {"x": "train_rows"}},
 )
 COLUMNS = ["strategy", "fraction", "train_rows", "validation_accuracy", "validation_f1", "test_accuracy", "test_f1",
@@ -74,7 +75,7 @@ def run_one(params: Params, strategy: str, fraction: float, task: datasets.Datas
     with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp, \
             mlflow.start_run(run_name=f"{strategy}-{fraction:g}", nested=True):
         mlflow.set_tags({"transferflow.strategy": strategy, "transferflow.fraction": str(fraction)})
-        summary = finetune(params.finetune, strategy, Path(tmp), Path(tmp) / "checkpoints", task=subset)
+        summary = finetune(fit_inputs(params, Path(tmp) / "checkpoints", subset), strategy, Path(tmp))
         test = score_split(Path(tmp) / "model", task["test"], batch_size=64)[0]  # ner: seqeval, as evaluate
         row = {"strategy": strategy, "fraction": fraction, "train_rows": len(subset["train"]),
                "validation_accuracy": summary["validation"]["accuracy"], "validation_f1": summary["validation"]["f1"],

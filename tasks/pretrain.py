@@ -37,24 +37,18 @@ import mlflow
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, BertConfig,
-                          DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel, ModernBertConfig,
-                          ModernBertForMaskedLM, T5Config, T5ForConditionalGeneration, Trainer, set_seed)
+from transformers import AutoConfig, AutoTokenizer, Trainer, set_seed
 
 from transferflow.checkpoint import PREVIOUS, checkpoint_inputs, load_from_checkpoint, starting_checkpoint
 from transferflow.config import Params, PretrainParams
 from transferflow.errors import ParamsError, TrainingError
 from transferflow.files import atomic_dir, load_prepared, write_json
-from transferflow import masked_lm as sparse_mlm_module
-from transferflow.masked_lm import SparseBertForMaskedLM
+from transferflow.family import Family, get_family
 from transferflow.metrics import load_metric
 from transferflow.precision import use_bf16
-from transferflow import span_corruption as span_corruption_module
-from transferflow.span_corruption import SpanCorruptionCollator
-from transferflow.stage import StageSpec, stage_cli
+from transferflow.stage import REPO, StageSpec, stage_cli
 from transferflow.tracking import stage_run
-from transferflow.training import (MlflowMetrics, StopOnDivergence, count_parameters, on_main_process,
-                                  resume_point, seed_per_process, training_arguments)
+from transferflow.training import count_parameters, on_main_process, resume_point, train, training_arguments
 
 OUT = Path("artifacts/pretrain")
 CHECKPOINTS = Path("checkpoints/pretrain")
@@ -69,6 +63,7 @@ STAGE = StageSpec(
     metrics=("metrics/pretrain.json",),
     plots=("plots/pretrain.json",),
     plot_props={"plots/pretrain.json": {"x": "step", "y": "loss"}},
+    loads=("transferflow/families",),
 )
 
 
@@ -90,112 +85,28 @@ def pack_blocks(corpus: datasets.DatasetDict, tokenizer, block: int) -> datasets
     return corpus.map(encode, batched=True, batch_size=2000, remove_columns=["text"])
 
 
-def masked_lm(p: PretrainParams, tokenizer, dropout: float):
-    m = p.model
-    config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=m.hidden_size, num_hidden_layers=m.num_layers,
-        num_attention_heads=m.num_heads, intermediate_size=m.intermediate_size,
-        max_position_embeddings=m.max_length, hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout, pad_token_id=tokenizer.pad_token_id, attn_implementation="sdpa",
-    )
-    return SparseBertForMaskedLM(config), _mlm_collator(p, tokenizer)
-
-
-def modern_masked_lm(p: PretrainParams, tokenizer, dropout: float):
-    """ModernBERT (Warner et al. 2024): pre-norm, GeGLU, rotary positions, no biases; its native
-    sparse_prediction decodes the masked positions only. Global attention in every layer: the
-    blocks are shorter than its local window anyway. The saved config pools by mean for fine-tuning
-    (finetune.pooling can change it)."""
-    m = p.model
-    specials = dict(pad_token_id=tokenizer.pad_token_id, cls_token_id=tokenizer.cls_token_id,
-                    sep_token_id=tokenizer.sep_token_id, bos_token_id=tokenizer.cls_token_id,
-                    eos_token_id=tokenizer.sep_token_id)
-    config = ModernBertConfig(
-        vocab_size=len(tokenizer), hidden_size=m.hidden_size, num_hidden_layers=m.num_layers,
-        num_attention_heads=m.num_heads, intermediate_size=m.intermediate_size,
-        max_position_embeddings=m.max_length, embedding_dropout=dropout, mlp_dropout=dropout,
-        attention_dropout=dropout, global_attn_every_n_layers=1, sparse_prediction=True,
-        classifier_pooling="mean", attn_implementation="sdpa", **specials,
-    )
-    return ModernBertForMaskedLM(config), _mlm_collator(p, tokenizer)
-
-
-def _mlm_collator(p: PretrainParams, tokenizer) -> DataCollatorForLanguageModeling:
-    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=p.mlm_probability,
-                                           mask_replace_prob=p.mask_replace_prob,
-                                           random_replace_prob=(1 - p.mask_replace_prob) / 2)
-
-
-def causal_lm(p: PretrainParams, tokenizer, dropout: float):
-    m = p.model
-    config = GPT2Config(
-        vocab_size=len(tokenizer), n_embd=m.hidden_size, n_layer=m.num_layers, n_head=m.num_heads,
-        n_inner=m.intermediate_size, n_positions=m.max_length, resid_pdrop=dropout, embd_pdrop=dropout,
-        attn_pdrop=dropout, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, attn_implementation="sdpa",
-    )
-    return GPT2LMHeadModel(config), _causal_collator(p, tokenizer)
-
-
-def _causal_collator(p: PretrainParams, tokenizer) -> DataCollatorForLanguageModeling:
-    return DataCollatorForLanguageModeling(tokenizer, mlm=False)  # labels = inputs; the model shifts
-
-
-def span_corruption(p: PretrainParams, tokenizer, dropout: float):
-    m = p.model
-    config = T5Config(
-        vocab_size=len(tokenizer), d_model=m.hidden_size, d_kv=m.hidden_size // m.num_heads, d_ff=m.intermediate_size,
-        num_layers=m.num_layers, num_decoder_layers=m.num_layers, num_heads=m.num_heads, dropout_rate=dropout,
-        feed_forward_proj="gated-gelu", pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id,  # tied embeddings: T5 then scales logits by d_model**-0.5
-        attn_implementation="sdpa",
-    )
-    return T5ForConditionalGeneration(config), _span_collator(p, tokenizer)
-
-
-def _span_collator(p: PretrainParams, tokenizer) -> SpanCorruptionCollator:
-    return SpanCorruptionCollator(tokenizer, p.noise_density, p.mean_span_length)
-
-
-OBJECTIVES = {"bert": masked_lm, "modernbert": modern_masked_lm, "gpt": causal_lm, "t5": span_corruption}
-"""Model and objective of each family: (params, tokenizer, dropout) -> (model, collator)."""
-
-COLLATORS = {"bert": _mlm_collator, "modernbert": _mlm_collator, "gpt": _causal_collator, "t5": _span_collator}
-"""Each family's objective as a collator: (params, tokenizer) -> batches with their labels."""
-
-CHECKPOINT_CLASSES = {"bert": SparseBertForMaskedLM, "modernbert": ModernBertForMaskedLM,
-                      "gpt": AutoModelForCausalLM, "t5": AutoModelForSeq2SeqLM}
-"""The class each family loads a checkpoint (pretrain.init_from) into, its objective's head included."""
-
-CHECKPOINT_TYPES = {"bert": ("bert",), "modernbert": ("modernbert",), "t5": ("t5",)}
-"""config.json model_type a family's checkpoint must have (gpt: any causal LM Auto loads)."""
-
-
-DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob",  # bert
-                  "embedding_dropout", "mlp_dropout", "attention_dropout",  # modernbert
-                  "resid_pdrop", "embd_pdrop", "attn_pdrop",  # gpt
-                  "dropout_rate")  # t5
-"""Config fields of the families' dropout: pretraining runs with pretrain.pretraining_dropout, and the
-saved model carries pretrain.model.dropout in them for fine-tuning."""
-
-
-def from_checkpoint(p: PretrainParams, tokenizer, dropout: float):
-    """(model, collator): the checkpoint at p.init_from, with pretraining's dropout and the family's objective."""
+def from_checkpoint(p: PretrainParams, family: Family, dropout: float):
+    """The checkpoint at p.init_from, with pretraining's dropout, loaded into the family's objective."""
     config = load_from_checkpoint(AutoConfig.from_pretrained, p.init_from)
-    if p.family in CHECKPOINT_TYPES and config.model_type not in CHECKPOINT_TYPES[p.family]:
+    if family.model_types and config.model_type not in family.model_types:
         raise ParamsError(f"pretrain.init_from {p.init_from} holds a {config.model_type} model; "
-                          f"pretrain.family {p.family} needs {' or '.join(CHECKPOINT_TYPES[p.family])}")
+                          f"pretrain.family {p.family} needs {' or '.join(family.model_types)}")
     positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
     if positions and p.model.max_length > positions:
         raise ParamsError(f"pretrain.model.max_length ({p.model.max_length}) exceeds the {positions} positions "
                           f"of the checkpoint {p.init_from}")
-    for field in DROPOUT_FIELDS:
-        if hasattr(config, field):
-            setattr(config, field, dropout)
-    if p.family == "modernbert":
+    _set_dropout(config, family, dropout)
+    if hasattr(config, "sparse_prediction"):
         config.sparse_prediction = True  # decode the masked positions only, as a model built here does
-    model = CHECKPOINT_CLASSES[p.family].from_pretrained(p.init_from, config=config, attn_implementation="sdpa")
-    return model, COLLATORS[p.family](p, tokenizer)
+    return family.checkpoint_class().from_pretrained(p.init_from, config=config, attn_implementation="sdpa")
+
+
+def _set_dropout(config, family: Family, dropout: float) -> None:
+    """Pretraining runs with pretrain.pretraining_dropout; the saved model carries pretrain.model.dropout
+    for fine-tuning."""
+    for field in family.dropout_fields:
+        if hasattr(config, field):  # a gpt-family checkpoint may be any causal LM, with fields of its own
+            setattr(config, field, dropout)
 
 
 def unigram_entropy(blocks: datasets.Dataset, special_ids: list[int]) -> float:
@@ -208,9 +119,10 @@ def unigram_entropy(blocks: datasets.Dataset, special_ids: list[int]) -> float:
 
 
 @torch.no_grad()
-def held_out_scores(model, dataset, collator, batch_size: int, seed: int) -> dict[str, float]:
+def held_out_scores(model, dataset, collator, batch_size: int, seed: int, prediction: str) -> dict[str, float]:
     """Perplexity and accuracy over the tokens the objective predicts (masked, next or hidden-span
-    tokens), with masks drawn from a fixed seed so runs compare exactly."""
+    tokens), with masks drawn from a fixed seed so runs compare exactly. `prediction` is where the
+    objective's logits sit (Family.prediction)."""
     model.eval()
     nll: list[float] = []
     hits = 0
@@ -219,13 +131,13 @@ def held_out_scores(model, dataset, collator, batch_size: int, seed: int) -> dic
         for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator):
             batch = {k: v.to(model.device) for k, v in batch.items()}
             labels = batch["labels"]
-            if model.config.model_type in ("bert", "modernbert"):  # sparse decoders: a row per labelled position
+            if prediction == "sparse":  # sparse decoders: a row per labelled position
                 logits, labels = model(**batch).logits, labels[labels != -100]
-            elif model.config.is_encoder_decoder:
-                logits = model(**batch).logits
-            else:  # causal LM: position t predicts token t + 1
+            elif prediction == "shifted":  # causal LM: position t predicts token t + 1
                 batch.pop("labels")
                 logits, labels = model(**batch).logits[:, :-1], labels[:, 1:]
+            else:
+                logits = model(**batch).logits
             logits, labels = logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1)
             keep = labels != -100
             nll.extend(F.cross_entropy(logits[keep], labels[keep], reduction="none").tolist())
@@ -235,9 +147,9 @@ def held_out_scores(model, dataset, collator, batch_size: int, seed: int) -> dic
 
 def _resume_point(p: PretrainParams) -> str | None:
     """Resume only from checkpoints written with the same params and inputs; otherwise start clean."""
-    objective_code = [Path(__file__), Path(span_corruption_module.__file__), Path(sparse_mlm_module.__file__)]
+    code = [REPO / dep for dep in STAGE.code]  # the stage's code deps, the family records included
     start = [Path(p.init_from)] if p.init_from and Path(p.init_from).is_dir() else []  # previous changes nightly
-    return resume_point(CHECKPOINTS, p.model_dump(mode="json"), [CORPUS, TOKENIZER, *objective_code, *start])
+    return resume_point(CHECKPOINTS, p.model_dump(mode="json"), [CORPUS, TOKENIZER, *code, *start])
 
 
 def main(params: Params, parent_run_id: str | None = None) -> dict:
@@ -250,8 +162,12 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         if p.max_eval_lines and len(corpus["validation"]) > p.max_eval_lines:
             corpus["validation"] = corpus["validation"].select(range(p.max_eval_lines))
         p = p.model_copy(update={"init_from": starting_checkpoint(p.init_from)})  # previous: a folder, or none yet
-        start = from_checkpoint if p.init_from else OBJECTIVES[p.family]
-        model, collator = start(p, tokenizer, p.pretraining_dropout)
+        family = get_family(p.family)
+        if p.init_from:
+            model = from_checkpoint(p, family, p.pretraining_dropout)
+        else:
+            model = family.build(p, tokenizer, p.pretraining_dropout)
+        collator = family.collator(p, tokenizer)
         data = pack_blocks(corpus, tokenizer, p.model.max_length)
         if not len(data["train"]) or not len(data["validation"]):
             raise ValueError(f"the corpus gives no {p.model.max_length}-token block for pretraining: "
@@ -260,26 +176,18 @@ def main(params: Params, parent_run_id: str | None = None) -> dict:
         bf16 = on_main_process(lambda: use_bf16(p.precision))  # one probe decides for every process
         # prediction_loss_only: evaluation needs the loss alone, not every position's logits kept
         args = training_arguments(p, str(CHECKPOINTS), bf16=bf16, prediction_loss_only=True)
-        trainer = Trainer(
-            model=model, args=args, data_collator=collator,
-            train_dataset=data["train"], eval_dataset=data["validation"],
-            callbacks=[MlflowMetrics(perplexity=True), StopOnDivergence()],
-        )
-        seed_per_process(p.seed, args.process_index)
         started = time.perf_counter()
-        # max_steps 0 imports a checkpoint as it is (Trainer would read 0 as "train by epochs")
-        result = trainer.train(resume_from_checkpoint=resume) if p.max_steps else None
+        trainer, result = train(model, args, data["train"], collator, eval_data=data["validation"], perplexity=True,
+                                resume=resume)
         seconds = time.perf_counter() - started
         steps = result.global_step if result else 0
         # Every process scores the whole held-out set alike (same weights, same seed), with no collective
         # op: a diverged run then stops on every process, none left waiting for the others.
-        scores = held_out_scores(trainer.model, data["validation"], collator, p.batch_size * 2, p.seed)
+        scores = held_out_scores(trainer.model, data["validation"], collator, p.batch_size * 2, p.seed, family.prediction)
         if not math.isfinite(scores["mean_nll"]):  # nothing half-trained is saved as the pretrained model
             raise TrainingError(f"held-out loss is {scores['mean_nll']} after {steps} steps "
                                 f"(learning rate {p.learning_rate:g}): training diverged; lower the learning rate")
-        for field in DROPOUT_FIELDS:  # fine-tuning gets its dropout back
-            if hasattr(trainer.model.config, field):
-                setattr(trainer.model.config, field, p.model.dropout)
+        _set_dropout(trainer.model.config, family, p.model.dropout)  # fine-tuning gets its dropout back
         tokens = len(data["train"]) * p.model.max_length
         summary = {
             "perplexity": scores["perplexity"], "loss": scores["mean_nll"],

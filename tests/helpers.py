@@ -37,3 +37,33 @@ def predict_in_fresh_process(model_uri: str, texts: list[str]) -> list[str]:
                          text=True, env=os.environ.copy(), cwd="/", timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def tiny_pretrained(family_name: str, folder: Path) -> Path:
+    """A tiny pretrained model of a family, made by its own record (transferflow/families/) as the pretrain
+    stage would, saved with its tokenizer into `folder`: the tokenizer trained on 400 WikiText lines
+    (vocabulary 400), the architecture at width 16 with 2 layers and 64 positions.
+
+    Its weights are drawn at 10x the usual init: features big enough for frozen encoders (head, prefix,
+    ia3) and adapters (lora) to fit one batch fast. Not T5's: its attention saturates at that scale."""
+    import torch
+
+    from transferflow.config import ModelParams, PretrainParams, TokenizerParams
+    from transferflow.family import get_family
+
+    repo = Path(__file__).resolve().parents[1]
+    lines = [line for line in (repo / "data/wikitext2/train.txt").read_text().splitlines() if len(line) > 40][:400]
+    family = get_family(family_name)
+    tokenizer = family.tokenizer(lines, TokenizerParams(vocab_size=400), model_max_length=64)
+    p = PretrainParams(family=family_name, model=ModelParams(hidden_size=16, num_layers=2, num_heads=2,
+                                                             intermediate_size=32, max_length=64))
+    torch.manual_seed(0)
+    model = family.build(p, tokenizer, 0.0)
+    if family.architecture != "encoder-decoder":
+        with torch.no_grad():
+            for weight in model.parameters():
+                if weight.dim() == 2:
+                    weight.normal_(0.0, 0.2)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -74,20 +74,24 @@ def test_features_sweep_scores_every_layer(classical, in_pretrained):
 
 
 def test_features_options_fixed_layer_and_other_classifiers(pretrained_workspace, in_pretrained, tmp_path):
-    from tasks.finetune import finetune
+    from tasks.finetune import fit_inputs
     from transferflow.config import load_params
+    from transferflow.finetuning import finetune
 
-    params = load_params("params.yaml").finetune
+    params = load_params("params.yaml")
+
+    def with_options(options):
+        return fit_inputs(params.model_copy(update={"finetune": params.finetune.model_copy(
+            update={"options": {"features": options}})}), tmp_path / "checkpoints")
+
     for options in ({"layer": 0, "pooling": "cls", "classifier": "random_forest", "n_estimators": 10},
                     {"layer": 1, "classifier": "linear_svm"}):
-        p = params.model_copy(update={"options": {"features": options}})
-        summary = finetune(p, "features", tmp_path / str(options["layer"]), tmp_path / "checkpoints")
+        summary = finetune(with_options(options), "features", tmp_path / str(options["layer"]))
         assert summary["layer"] == options["layer"] and len(summary["layer_sweep"]) == 3
         loaded = load_classifier(tmp_path / str(options["layer"]) / "model")
         assert set(loaded.predict(TEXTS).tolist()) <= {0, 1}
     with pytest.raises(ValueError, match="layers 0..2"):
-        finetune(params.model_copy(update={"options": {"features": {"layer": 7}}}), "features",
-                 tmp_path / "bad", tmp_path / "checkpoints")
+        finetune(with_options({"layer": 7}), "features", tmp_path / "bad")
 
 
 def test_saved_models_predict_as_at_fit_time(classical, in_pretrained, tmp_path):
@@ -157,15 +161,15 @@ def test_a_modernbert_feature_extractor_logs_and_serves_without_a_pickle(tmp_pat
     from sklearn.linear_model import LogisticRegression
     from transformers import AutoModel
 
-    from tests.helpers import predict_in_fresh_process
-    from tests.test_strategies import tiny_model, tiny_texts, tiny_tokenizer
+    from transformers import AutoTokenizer
+
+    from tests.helpers import predict_in_fresh_process, tiny_pretrained
     from transferflow.models import pooled_hidden_states, save_sklearn
     from transferflow.serving import pyfunc_arguments
 
-    folder, texts = tmp_path / "model", tiny_texts()
-    tiny_model("modernbert").base_model.save_pretrained(folder / "encoder")
-    tokenizer = tiny_tokenizer(folder / "encoder", segments=False)
-    tokenizer.save_pretrained(folder / "encoder")
+    folder, texts = tmp_path / "model", [*TEXTS[:2], "the film opened in 1998", "a quiet , moving story"]
+    tiny_pretrained("modernbert", folder / "encoder")
+    tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
     features = pooled_hidden_states(AutoModel.from_pretrained(folder / "encoder"), tokenizer, texts, "mean", 16)[1]
     head = LogisticRegression().fit(features, [i % 2 for i in range(len(texts))])
     save_sklearn(folder, head, {"kind": "encoder_features", "layer": 1, "pooling": "mean", "max_length": 16,

@@ -19,10 +19,11 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tasks.tokenizer import TRAINERS
 from tests.conftest import SMOKE
 from tests.helpers import predict_in_fresh_process, set_params
 from transferflow.config import ParamsError, TokenizerParams, load_params
+from transferflow.family import family_names, get_family
+from transferflow.heads import head_for
 from transferflow.metrics import classification_scores
 from transferflow.prompting import calibration_offsets, label_log_likelihoods
 from transferflow.span_corruption import SpanCorruptionCollator
@@ -34,7 +35,7 @@ LINES = [line for line in (REPO / "data/wikitext2/train.txt").read_text().splitl
 
 @pytest.fixture(scope="module")
 def tokenizers():
-    return {family: train(LINES, TokenizerParams(vocab_size=600), 64) for family, train in TRAINERS.items()}
+    return {name: get_family(name).tokenizer(LINES, TokenizerParams(vocab_size=600), 64) for name in family_names()}
 
 
 def test_each_family_has_its_own_tokenizer(tokenizers):
@@ -144,7 +145,7 @@ def test_answer_training_keeps_the_checkpoint_best_on_the_served_scores_not_the_
 
     from transferflow.config import FinetuneParams
     from transferflow.prompting import sft_features
-    from transferflow.training import train_with_answers
+    from transferflow.training import train, training_arguments
 
     tokenizer = tokenizers["gpt"]
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2))
@@ -157,7 +158,11 @@ def test_answer_training_keeps_the_checkpoint_best_on_the_served_scores_not_the_
         return {"accuracy": next(served_accuracy), "f1": 0.5}
 
     p = FinetuneParams(max_steps=6, eval_steps=2, batch_size=4, learning_rate=1e-2, early_stopping_patience=5)
-    trainer, _ = train_with_answers(model, tokenizer, data, data, p, str(tmp_path), p.learning_rate, score_validation)
+    args = training_arguments(p, str(tmp_path), load_best_model_at_end=True, metric_for_best_model=p.metric,
+                              greater_is_better=True)  # as transferflow/finetuning.py has them
+    collator = head_for(get_family("gpt"), "classification").collator(tokenizer, model)
+    trainer, _ = train(model, args, data, collator, eval_data=data, score_validation=score_validation,
+                       patience=p.early_stopping_patience)
     evals = [log for log in trainer.state.log_history if "eval_loss" in log]
     assert [log["eval_accuracy"] for log in evals] == [0.9, 0.5, 0.4]  # logged with the loss, as any eval_ metric
     assert evals[-1]["eval_loss"] < evals[0]["eval_loss"]  # the loss alone would have kept the last checkpoint
@@ -175,7 +180,9 @@ def test_a_strategy_of_another_family_is_refused(tmp_path):
     params = yaml.safe_load(SMOKE.read_text())
     params["pretrain"]["family"] = "gpt"  # finetune.strategies are bert strategies
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    with pytest.raises(ParamsError, match="'scratch' applies to families \\['bert', 'modernbert'\\]"):
+    params["finetune"]["strategies"] = ["head"]  # an encoder's strategy
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match="'head' applies to encoder models, not to family gpt \\(decoder\\)"):
         load_params(tmp_path / "params.yaml")
     params["finetune"]["strategies"], params["data_efficiency"]["strategies"] = ["prompt"], ["prompt"]
     params["finetune"]["prompt"] = {"label_words": ["bad", "ok", "good"]}
@@ -194,7 +201,7 @@ def test_modernbert_refuses_what_only_bert_has(tmp_path):
     params["pretrain"]["family"], params["finetune"]["strategies"] = "bert", ["full"]
     params["finetune"]["pooling"] = "mean"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    with pytest.raises(ParamsError, match="finetune.pooling: mean needs pretrain.family modernbert"):
+    with pytest.raises(ParamsError, match="finetune.pooling: mean: family bert's sequence classifier takes cls"):
         load_params(tmp_path / "params.yaml")
 
 
@@ -206,13 +213,13 @@ MODERNBERT = dict(pretrain={"family": "modernbert"}, register={"model_name": "fa
                   data_efficiency={"strategies": ["full"]})
 
 GPT = dict(pretrain={"family": "gpt"}, register={"model_name": "family-gpt"},
-           finetune={"strategies": ["prompt", "sft_full", "sft_lora"], "max_steps": 20, "eval_steps": 10,
-                     "options": {"prompt": {"shots": [0, 2]}, "sft_lora": {"learning_rate": 3e-3}}},
-           data_efficiency={"strategies": ["sft_full"]})
+           finetune={"strategies": ["prompt", "full", "lora"], "max_steps": 20, "eval_steps": 10,
+                     "options": {"prompt": {"shots": [0, 2]}, "lora": {"learning_rate": 3e-3}}},
+           data_efficiency={"strategies": ["full"]})
 T5 = dict(pretrain={"family": "t5"}, register={"model_name": "family-t5"},
-          finetune={"strategies": ["text_to_text"], "max_steps": 60, "eval_steps": 20,
-                    "options": {"text_to_text": {"learning_rate": 3e-3}}},
-          data_efficiency={"strategies": ["text_to_text"], "fractions": [1.0]})
+          finetune={"strategies": ["full"], "max_steps": 60, "eval_steps": 20,
+                    "options": {"full": {"learning_rate": 3e-3}}},
+          data_efficiency={"strategies": ["full"], "fractions": [1.0]})
 
 
 @pytest.mark.slow  # a long end-to-end run: `make test` (CI) runs it, a plain `pytest` does not
@@ -223,15 +230,15 @@ def test_gpt_family_end_to_end_through_the_flow(workspace, monkeypatch, tmp_path
 
     pipeline(params_file="params.yaml")
     board = {r["strategy"]: r for r in json.loads(Path("artifacts/evaluate/leaderboard.json").read_text())}
-    assert set(board) == {"prompt", "sft_full", "sft_lora"}
-    assert board["prompt"]["trainable_params"] == 0 and board["sft_lora"]["trainable_pct"] < 10
+    assert set(board) == {"prompt", "full", "lora"}  # full and lora on gpt's head: prompt + label word (SFT)
+    assert board["prompt"]["trainable_params"] == 0 and board["lora"]["trainable_pct"] < 10
     summary = json.loads(Path("artifacts/finetune/prompt/summary.json").read_text())
     assert set(summary["shot_scores"]) == {"0-shot", "0-shot calibrated", "2-shot", "2-shot calibrated"}
     # the leaderboard's prompt row is the (k, calibration) chosen on validation, scored again by evaluate
     assert board["prompt"]["validation_accuracy"] == pytest.approx(summary["shot_scores"][summary["choice"]]["validation"])
     from safetensors.torch import load_file  # the stored adapter holds the trained LoRA weights
 
-    adapter = load_file("artifacts/finetune/sft_lora/adapter/adapter_model.safetensors")
+    adapter = load_file("artifacts/finetune/lora/adapter/adapter_model.safetensors")
     assert adapter and all("lora_" in name for name in adapter)
     client = MlflowClient()
     champion = client.get_model_version_by_alias("family-gpt", "champion")
@@ -279,6 +286,6 @@ def test_t5_family_end_to_end_through_dvc_repro(tmp_path, monkeypatch):
     config = json.loads((repo / "artifacts/pretrain/config.json").read_text())
     assert config["model_type"] == "t5" and config["is_encoder_decoder"]
     board = json.loads((repo / "artifacts/evaluate/leaderboard.json").read_text())
-    assert [r["strategy"] for r in board] == ["text_to_text"] and board[0]["test_accuracy"] > 0.4
+    assert [r["strategy"] for r in board] == ["full"] and board[0]["test_accuracy"] > 0.4  # t5's text-to-text head
     labels = predict_in_fresh_process("models:/family-t5@champion", ["a gripping , funny film", "dull"])
     assert len(labels) == 2 and set(labels) <= {"negative", "positive", ""}  # "": no label word generated

@@ -56,7 +56,7 @@ def test_ner_label_names_must_be_bio_tags():
 def test_tags_go_to_the_first_word_piece_only():
     import datasets
 
-    from tasks.tokenizer import wordpiece
+    from transferflow.tokenizers import wordpiece
 
     tokenizer = wordpiece(["peter blackburn visited brussels"] * 3, TokenizerParams(vocab_size=100, min_frequency=1))
     enc = tokenizer([["Peter", "Blackburns", "."]], is_split_into_words=True)

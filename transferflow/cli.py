@@ -438,7 +438,8 @@ def strategies() -> None:
 
     for s in all_strategies().values():
         fields = ", ".join(f"{k}={f.default!r}" for k, f in s.Options.model_fields.items())
-        applies = f"families {'/'.join(s.families)}, tasks {'/'.join(s.task_types)}"
+        models = f"families {'/'.join(s.families)}" if s.families else f"{'/'.join(s.architectures)} models"
+        applies = f"{models}, tasks {'/'.join(s.task_types)}"
         typer.echo(f"{s.name:<14} [{s.init}] {s.summary}\n{'':<15}{applies}; options: {fields}")
 
 

@@ -18,6 +18,8 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from transferflow.errors import ParamsError  # noqa: F401 (raised here; callers import it from here too)
 from transferflow.schema import NoBoolNumbers
+from transferflow.family import family_names, get_family
+from transferflow.heads import HEADS
 from transferflow.strategy import get_strategy
 
 
@@ -178,16 +180,14 @@ class TrainingParams(Section):
     """Seed of initialisation, masking and data order."""
 
 
-Family = Literal["bert", "modernbert", "gpt", "t5"]
-
-
 class PretrainParams(TrainingParams):
-    family: Family = "bert"
+    family: str = "bert"
     """Model family, each with its own tokenizer and pretraining objective: `bert` (WordPiece, masked LM,
     post-LN BERT encoder), `modernbert` (WordPiece, masked LM, ModernBERT: pre-norm, gated feed-forward,
     rotary positions, no biases; it learns faster per step than bert here, but prefix and multitask
     need bert), `gpt` (byte-level BPE, causal LM, decoder), `t5` (unigram with sentinels, span corruption,
-    encoder-decoder). Fine-tuning strategies declare the families they apply to."""
+    encoder-decoder): the files of transferflow/families/. Fine-tuning strategies declare the
+    architectures they apply to."""
     model: ModelParams = Field(default_factory=ModelParams)
     """Architecture of the model built from scratch (no hub weights exist offline); for t5, the encoder
     and the decoder each get `num_layers` layers."""
@@ -223,6 +223,12 @@ class PretrainParams(TrainingParams):
     nightly schedule accumulates pretraining; random weights while there is none. null: random init."""
     max_steps: int = Field(1000, ge=0)
     """Optimizer steps to pretrain for; 0 (with init_from) imports the checkpoint without training."""
+
+    @model_validator(mode="after")
+    def _known_family(self) -> PretrainParams:
+        if self.family not in family_names():
+            raise NestedKeyError("family", f"unknown family {self.family!r}; registered: {', '.join(family_names())}")
+        return self
 
     @model_validator(mode="after")
     def _steps_or_checkpoint(self) -> PretrainParams:
@@ -271,7 +277,8 @@ class FinetuneParams(TrainingParams):
     """Validation metric for early stopping and for keeping the best checkpoint. For a ner task,
     accuracy is token accuracy and f1 entity-level micro F1 (seqeval), here and in every later stage."""
     prompt: PromptParams = Field(default_factory=PromptParams)
-    """Template and label words of the gpt and t5 strategies (prompt, sft_full, sft_lora, text_to_text)."""
+    """Template and label words where the task is put in words: gpt's prompt and its prompt + label word
+    fine-tuning, t5's text-to-text."""
     options: dict[str, dict[str, Any]] = {}
     """Per-strategy options, keyed by strategy name; each strategy validates its own (see
     `transferflow strategies`). Example: `lora: {r: 8, learning_rate: 1e-3}`."""
@@ -408,32 +415,30 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _strategies_fit_family_and_task(self) -> Params:
-        # Across sections: a strategy applies to some model families and task types only.
-        family, task_type = self.pretrain.family, self.prepare.task_type
+        # Across sections: a strategy applies to some architectures and task types; the family record says what its model is.
+        family, task_type = get_family(self.pretrain.family), self.prepare.task_type
         positions, length = self.pretrain.model.max_length, self.finetune.max_length
-        for name in self.finetune.strategies if family != "t5" else ():  # t5's positions are relative: no cap
-            strategy = get_strategy(name)
-            extra = strategy.extra_positions(strategy.Options.model_validate(self.finetune.options.get(name, {})))
+        for name in self.finetune.strategies if not family.relative_positions else ():
+            extra = get_strategy(name).Options.model_validate(self.finetune.options.get(name, {})).extra_positions()
             if length + extra > positions:
                 raise ValueError(f"finetune.max_length ({length})" + (f" + {name}'s {extra} positions" if extra else "")
-                                 + f" exceeds the {positions} positions of the pretrained {family} model "
+                                 + f" exceeds the {positions} positions of the pretrained {family.name} model "
                                  "(pretrain.model.max_length)")
+        if self.finetune.pooling and self.finetune.pooling not in family.poolings:
+            takes = f"takes {' or '.join(family.poolings)}" if family.poolings else "has no pooling to choose (null)"
+            raise ValueError(f"finetune.pooling: {self.finetune.pooling}: family {family.name}'s sequence classifier {takes}")
         words, names = self.finetune.prompt.label_words, self.prepare.label_names
-        if self.finetune.pooling == "mean" and family == "bert":
-            raise ValueError("finetune.pooling: mean needs pretrain.family modernbert (BERT's sequence "
-                             "classifier pools [CLS] only)")
-        if family in ("gpt", "t5") and task_type == "classification" and names and len(words) != len(names):
+        in_words = any(HEADS[head].served_scoring for head in family.heads.values())  # labels said as words
+        if in_words and task_type == "classification" and names and len(words) != len(names):
             raise ValueError(f"finetune.prompt.label_words {words} must give one word per label of "
                              f"prepare.label_names {names}")
         for key, names in (("finetune.strategies", self.finetune.strategies),
                            ("data_efficiency.strategies", self.data_efficiency.strategies)):
             for name in names:
                 strategy = get_strategy(name)
-                if family not in strategy.families or task_type not in strategy.task_types:
-                    raise ValueError(
-                        f"{key}: {name!r} applies to families {list(strategy.families)} and task types "
-                        f"{list(strategy.task_types)}, not family {family!r} with task type {task_type!r}")
-                if reason := strategy.unavailable(family):
+                if reason := strategy.why_not(family, task_type):
+                    raise ValueError(f"{key}: {name!r} {reason}")
+                if reason := strategy.unavailable(family.name):
                     raise ValueError(f"{key}: {name!r} cannot run with the installed libraries: {reason}")
         return self
 

@@ -33,3 +33,13 @@ class SparseBertForMaskedLM(BertForMaskedLM):
         # super() names this class in config.json; name the stock class, whose weights these are
         self.config.architectures = ["BertForMaskedLM"]
         self.config.save_pretrained(save_directory)
+
+
+def masking_collator(p, tokenizer):
+    """The masked-LM objective as a collator (pretrain.mlm_probability, pretrain.mask_replace_prob; the
+    rest of the selected tokens split evenly between random tokens and unchanged)."""
+    from transformers import DataCollatorForLanguageModeling
+
+    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=p.mlm_probability,
+                                           mask_replace_prob=p.mask_replace_prob,
+                                           random_replace_prob=(1 - p.mask_replace_prob) / 2)

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from transferflow import gate as stats
 from transferflow.config import Params
+from transferflow.family import get_family
 from transferflow.files import load_prepared, read_json
 from transferflow.registry import gate_rows
 from transferflow.token_classification import TAGS, is_tagging
@@ -27,9 +28,6 @@ DATA_CARD = Path("artifacts/prepare/data_card.json")
 MAX_DESCRIPTION = 5000
 """MLflow's SQL stores keep at most this many characters of a version description."""
 
-
-OBJECTIVES = {"bert": "masked-LM", "modernbert": "masked-LM", "gpt": "causal-LM", "t5": "span-corruption"}
-"""Pretraining objective of each model family, as the card names it."""
 
 def collect(params: Params, strategy: str, model_uri: str, lineage: dict[str, str]) -> dict:
     """Everything the card states, as JSON-able facts; scores the model on validation and test."""
@@ -53,7 +51,8 @@ def collect(params: Params, strategy: str, model_uri: str, lineage: dict[str, st
                  "test_split": data_card.get("task", {}).get("test_split", "")},
         "pretraining": {"corpus_source": params.prepare.corpus_source, "lines": corpus.get("rows"),
                         "words": corpus.get("words"), "steps": params.pretrain.max_steps,
-                        "family": params.pretrain.family, "encoder": params.pretrain.model.model_dump(),
+                        "family": params.pretrain.family, "objective": get_family(params.pretrain.family).objective,
+                        "encoder": params.pretrain.model.model_dump(),
                         "init_from": params.pretrain.init_from},
         "hyperparameters": ft.model_dump(exclude={"strategies", "options"}) | ft.options.get(strategy, {}),
         "metrics": metrics,
@@ -85,7 +84,7 @@ def render(name: str, version: str | int, facts: dict, gate: dict | None = None)
     lines += ["", "## Pretraining",
               f"- started from: {start}",
               f"- corpus: `{pre.get('corpus_source', 'unknown')}`, {pre.get('lines', '?')} lines, "
-              f"{pre.get('words', '?')} words; {pre.get('steps', '?')} {OBJECTIVES.get(pre.get('family', 'bert'))} steps",
+              f"{pre.get('words', '?')} words; {pre.get('steps', '?')} {pre.get('objective', 'pretraining')} steps",
               f"- model ({pre.get('family', 'bert')}): "
               f"{', '.join(f'{k}={v}' for k, v in pre.get('encoder', {}).items()) or 'unknown'}",
               "", "## Hyperparameters", ", ".join(f"{k}={v}" for k, v in hp.items()) or "unknown", ""]

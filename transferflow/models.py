@@ -15,9 +15,10 @@ A model folder is either
   `peft`              a peft adapter that cannot be merged into weights (adapter/) beside its base
                       model (base/), tokenizer at the top: prefix;
   `prompt`            a causal LM (decoder/) scored on label words after a template and demonstrations
-                      (transferflow/prompting.py): prompt, sft_full, sft_lora (gpt family);
+                      (transferflow/prompting.py): the gpt family's prompt, and its prompt + label
+                      word head (scratch, full, lora);
   `text_to_text`      a seq2seq model (seq2seq/) that generates the label word
-                      (transferflow/text_to_text.py): text_to_text (t5 family).
+                      (transferflow/text_to_text.py): the t5 family's head (scratch, full, lora).
 scikit-learn objects are stored with skops rather than pickle: loading runs no code from the file and
 refuses any type beyond scikit-learn's defaults and TRUSTED.
 """
@@ -183,13 +184,13 @@ def _load_peft(folder: Path, manifest: dict, batch_size: int = 64) -> Transforme
 def _load_prompt(folder: Path, manifest: dict, batch_size: int = 64):
     from transferflow.prompting import PromptClassifier  # imported on use, like every family's model
 
-    return PromptClassifier(folder, manifest, batch_size)
+    return PromptClassifier.from_folder(folder, manifest, batch_size)
 
 
 def _load_text_to_text(folder: Path, manifest: dict, batch_size: int = 64):
     from transferflow.text_to_text import TextToTextClassifier
 
-    return TextToTextClassifier(folder, manifest, batch_size)
+    return TextToTextClassifier.from_folder(folder, manifest, batch_size)
 
 
 LOADERS = {"sklearn": SklearnClassifier, "encoder_features": EncoderFeaturesClassifier, "peft": _load_peft,

@@ -101,19 +101,26 @@ def label_log_likelihoods(model, tokenizer, contexts: Sequence[str], words: Sequ
 
 
 class PromptClassifier:
-    """kind `prompt`: a causal LM (decoder/), a template, label words, the demonstrations to prepend and,
-    when calibrated, the log-probabilities to subtract from the scores."""
+    """kind `prompt`: a causal LM, a template, label words, the demonstrations to prepend and, when
+    calibrated, the log-probabilities to subtract from the scores. Built from a model in memory (how
+    fine-tuning scores its checkpoints) or read from a folder (`from_folder`: decoder/ and the manifest)."""
 
-    def __init__(self, folder: Path, manifest: dict, batch_size: int = 64):
+    def __init__(self, model, tokenizer, template: str, words: Sequence[str], label_names: Sequence[str],
+                 demonstrations: Sequence[tuple[str, int]] = (), offsets: Sequence[float] | None = None,
+                 batch_size: int = 64):
+        self.model, self.tokenizer = model, tokenizer
+        self.template, self.words, self.label_names = template, list(words), list(label_names)
+        self.prefix = few_shot_prefix(template, [(t, self.words[y]) for t, y in demonstrations])
+        self.offsets = np.array(offsets if offsets is not None else np.zeros(len(self.words)))
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_folder(cls, folder: Path, manifest: dict, batch_size: int = 64) -> PromptClassifier:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.model = AutoModelForCausalLM.from_pretrained(folder / "decoder").eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(folder / "decoder")
-        self.template, self.words = manifest["template"], list(manifest["label_words"])
-        self.label_names = list(manifest["label_names"])
-        self.prefix = few_shot_prefix(self.template, [(t, self.words[y]) for t, y in manifest["demonstrations"]])
-        self.offsets = np.array(manifest.get("calibration") or np.zeros(len(self.words)))
-        self.batch_size = batch_size
+        return cls(AutoModelForCausalLM.from_pretrained(folder / "decoder").eval(),
+                   AutoTokenizer.from_pretrained(folder / "decoder"), manifest["template"], manifest["label_words"],
+                   manifest["label_names"], manifest["demonstrations"], manifest.get("calibration"), batch_size)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         contexts = [self.prefix + render(self.template, t) for t in texts]

@@ -46,8 +46,8 @@ PLUMBING = frozenset({"transferflow/__init__.py", "transferflow/config.py", "tra
 its base (the values themselves are params deps), stage declarations, MLflow runs, writing and reading
 outputs, and the error types. Not code deps, so editing them re-runs nothing."""
 
-LOADED_BY_NAME = frozenset({"tasks/strategies"})
-"""Packages whose modules are imported by name from params (the strategy registry), not by an import
+LOADED_BY_NAME = frozenset({"tasks/strategies", "transferflow/families"})
+"""Packages whose modules are imported by name from params (the strategy and family registries), not by an import
 statement: importing the package runs its __init__.py only; a stage names the modules it loads in
 StageSpec.loads."""
 
@@ -155,9 +155,16 @@ def _module_file(dotted: str) -> str | None:
 
 
 def imported_modules(file: str) -> set[str]:
-    """Repo modules (files) that `file` imports, at top level or inside functions."""
+    """Repo modules (files) that `file` imports, at top level or inside functions; not those under
+    `if TYPE_CHECKING:`, which never run (annotations only)."""
     names = set()
-    for node in ast.walk(ast.parse((REPO / file).read_text())):
+    tree = ast.parse((REPO / file).read_text())
+    annotations_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                        and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+                        for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in annotations_only:
+            continue
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:

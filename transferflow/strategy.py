@@ -1,10 +1,16 @@
 """The fine-tuning strategy contract and its registry; the strategies themselves are one file each in
 tasks/strategies/, registered on import, looked up by name.
 
-A strategy only says where the weights start (pretrained or random) and how the model is wrapped
-or frozen before training; one training loop (tasks/finetune.py, through Trainer) serves them all.
-The few that cannot use that loop (scikit-learn baselines, the two-headed multitask model) set `fit`
-and train themselves; their model folders load through transferflow.models like every other.
+Two contracts, small on purpose (in the spirit of torchtune's recipes and PEFT's configs):
+- a GradientStrategy says where the weights start (pretrained or random) and how the model is adapted
+  before training: what is frozen, which adapters wrap it, its optimizer parameter groups and
+  optimizer, as one returned Adaptation; and how the result is exported for serving. One loop
+  (transferflow/finetuning.py, through transferflow.training.train) trains every one of them, on the
+  family's task head (transferflow/heads.py): `full` on an encoder trains a classifier, on GPT-2 it is
+  supervised fine-tuning on prompt + label word, on T5 text-to-text.
+- a FitStrategy needs no gradient loop of ours (tfidf, features, prompt; multitask, whose two-headed
+  model has no task head): `fit(inputs, options, out)` writes a model folder that
+  transferflow.models.load_classifier reads and returns its summary figures.
 Adding one is one file in tasks/strategies/ plus one row in tests/test_strategies.py.
 
 A strategy's file is imported when its name is first asked for (get_strategy), as a plugin: this
@@ -16,24 +22,21 @@ file's code and no other's, which is what lets dvc.yaml name it as that stage's 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import ConfigDict, Field
 
+from transferflow.plugins import Registry
 from transferflow.schema import NoBoolNumbers
 
 if TYPE_CHECKING:  # only annotations name them: validating params imports neither torch nor datasets
     import datasets
     from torch import nn
 
-
-ENCODER_FAMILIES = ("bert", "modernbert")
-"""The encoder families (pretrain.family): the default of Strategy.families."""
+    from transferflow.family import Family
+    from transferflow.heads import TaskHead
 
 
 class StrategyOptions(NoBoolNumbers):
@@ -44,21 +47,52 @@ class StrategyOptions(NoBoolNumbers):
     learning_rate: float | None = Field(None, gt=0)
     """Overrides finetune.learning_rate for this strategy (adapters like larger rates)."""
 
+    def extra_positions(self) -> int:
+        """Positions the strategy takes before the input (a prefix shifts them), which finetune.max_length
+        must leave free in the pretrained model."""
+        return 0
 
-def _unchanged(model: nn.Module) -> nn.Module:
+
+@dataclass(frozen=True)
+class Target:
+    """What a gradient strategy adapts: the model family (its adapter layout) and the task head."""
+
+    family: Family
+    head: TaskHead
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """How a gradient strategy adapts the model, as one value: the module to train (frozen parts,
+    adapters), its optimizer parameter groups and the optimizer."""
+
+    model: nn.Module
+    """The module to train; parameters with requires_grad False stay bit-for-bit as they are."""
+    param_groups: list[dict] | None = None
+    """Optimizer parameter groups, each with an `lr_scale` (times the strategy's learning rate) in place
+    of `lr`; None: every trainable parameter at the learning rate, Trainer's default AdamW."""
+    optimizer: dict = field(default_factory=dict)
+    """TrainingArguments fields that pick an optimizer Trainer knows by name (optim, optim_args, ...)."""
+
+
+def _unchanged(model: nn.Module, *args) -> nn.Module:
     return model
 
 
 @dataclass(frozen=True)
 class FitInputs:
-    """What a strategy with its own `fit` gets from the finetune stage: data, shared settings, paths."""
+    """What the fine-tuning loop and a FitStrategy get from the finetune stage: data, settings, paths."""
 
     task: datasets.DatasetDict
-    """Prepared task splits (train, validation, test) with columns `text` and `label` (a ClassLabel)."""
+    """Prepared task splits (train, validation, test): `text` and `label` (a ClassLabel), or ner's tags."""
     params: Any
     """The finetune params section (FinetuneParams): seed, max_length, steps, batch size."""
+    family: Family
+    """The model family (pretrain.family)."""
+    task_type: str
+    """prepare.task_type: picks the family's task head."""
     pretrained: Path
-    """Folder of the pretrained encoder (transformers format, with its tokenizer)."""
+    """Folder of the pretrained model (transformers format, with its tokenizer)."""
     tokenizer: Path
     """Folder of the trained tokenizer."""
     prepared: Path
@@ -66,78 +100,82 @@ class FitInputs:
     checkpoints: Path
     """Scratch folder for checkpoints; removed after the stage."""
 
+    @property
+    def head(self) -> TaskHead:
+        """The family's task head for the task type (transferflow/heads.py)."""
+        from transferflow.heads import head_for
 
-@dataclass(frozen=True)
+        return head_for(self.family, self.task_type)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Strategy:
+    """What every strategy declares."""
+
     name: str
     """Name used in params.yaml (finetune.strategies) and on the leaderboard."""
     summary: str
     """One line for `transferflow strategies` and the model card."""
     init: Literal["pretrained", "random", "none"]
-    """Start from the pretrained encoder, from random weights of the same architecture, or use no
-    neural network at all ("none": classical baselines such as tfidf)."""
-    adapt: Callable[[nn.Module, StrategyOptions], nn.Module] = lambda model, options: model
-    """Freeze or wrap the classifier before training; returns the module to train."""
-    export: Callable[[nn.Module], nn.Module] = _unchanged
-    """Turn the trained module into a plain transformers model for evaluation and serving."""
+    """Start from the pretrained model, from random weights of the same architecture, or use no neural
+    network at all ("none": classical baselines such as tfidf)."""
     Options: type[StrategyOptions] = StrategyOptions
     """Schema of finetune.options.<name> in params.yaml."""
-    training_args: Callable[[StrategyOptions], dict] = lambda options: {}
-    """Extra TrainingArguments for this strategy (e.g. an optimizer Trainer knows by name)."""
-    param_groups: Callable[[nn.Module, float, StrategyOptions], list[dict]] | None = None
-    """Optimizer parameter groups with their own learning rates (model, base learning rate, options);
-    None trains every trainable parameter at the base rate with Trainer's default AdamW."""
-    extra_positions: Callable[[StrategyOptions], int] = lambda options: 0
-    """Positions the strategy takes before the input (a prefix shifts them), which finetune.max_length
-    must leave free in the pretrained model."""
-    families: tuple[str, ...] = ENCODER_FAMILIES
-    """Model families (pretrain.family) the strategy applies to; init "none" strategies apply to all."""
+    architectures: tuple[str, ...] = ("encoder",)
+    """Architectures (Family.architecture: encoder, decoder, encoder-decoder) the strategy applies to."""
+    families: tuple[str, ...] | None = None
+    """Only these families of those architectures, for a strategy that needs one model's internals
+    (pretrain.family); None: every family of the architectures."""
     task_types: tuple[str, ...] = ("classification",)
     """Task types (prepare.task_type) the strategy applies to."""
     unavailable: Callable[[str], str | None] = lambda family: None
     """Why the installed libraries cannot run the strategy for this family (naming the version), or
     None. Checked when params load, so `transferflow check-params` says it, not a traceback mid-training."""
-    fit: Callable[[FitInputs, StrategyOptions, Path], dict] | None = None
-    """A strategy that trains itself instead of the Trainer loop (scikit-learn baselines, multitask):
-    fit(inputs, options, out) writes a model folder `out/model` that transferflow.models.load_classifier
+
+    def why_not(self, family: Family, task_type: str) -> str | None:
+        """Why the strategy does not apply to this family and task type, or None when it does."""
+        if family.architecture not in self.architectures or (self.families and family.name not in self.families):
+            where = f"families {list(self.families)}" if self.families else f"{'/'.join(self.architectures)} models"
+            return f"applies to {where}, not to family {family.name} ({family.architecture})"
+        if task_type not in self.task_types:
+            return f"applies to task types {list(self.task_types)}, not {task_type!r}"
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradientStrategy(Strategy):
+    """Trained by the shared loop on the family's task head."""
+
+    init: Literal["pretrained", "random"] = "pretrained"
+    adapt: Callable[[nn.Module, StrategyOptions, Target], Adaptation | nn.Module] = _unchanged
+    """Freeze or wrap the model (the family's head on the pretrained or random weights) before training;
+    returns the Adaptation, or just the module to train."""
+    export: Callable[[nn.Module], nn.Module] = _unchanged
+    """Turn the trained module into the plain model the head saves for serving (merge adapters)."""
+
+    def why_not(self, family: Family, task_type: str) -> str | None:
+        if task_type not in family.heads:
+            return f"needs a task head, and family {family.name} has none for {task_type!r}"
+        return super().why_not(family, task_type)
+
+    def adaptation(self, model: nn.Module, options: StrategyOptions, target: Target) -> Adaptation:
+        adapted = self.adapt(model, options, target)
+        return adapted if isinstance(adapted, Adaptation) else Adaptation(adapted)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitStrategy(Strategy):
+    """Fits itself: no gradient loop of ours."""
+
+    fit: Callable[[FitInputs, StrategyOptions, Path], dict]
+    """fit(inputs, options, out) writes a model folder `out/model` that transferflow.models.load_classifier
     reads and returns summary fields: trainable_params, total_params, validation {accuracy, f1, ...},
-    optionally `notes` (lines for the leaderboard). None: the Trainer loop with adapt/export above."""
+    optionally `notes` (lines for the leaderboard), steps and optimizer_state_mb."""
 
 
-PLUGINS = "tasks.strategies"
-"""The package of strategy files, each imported by name (get_strategy): plugins, not imports of this module."""
-
-STRATEGIES: dict[str, Strategy] = {}
-"""The strategies registered so far: those whose file was imported (all_strategies() imports them all)."""
-
-
-def register(strategy: Strategy) -> Strategy:
-    """Add a strategy to the registry; names are unique snake_case words, each its file's name."""
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", strategy.name):
-        raise ValueError(f"strategy name {strategy.name!r} must be snake_case")
-    if strategy.name in STRATEGIES:
-        raise ValueError(f"strategy {strategy.name!r} is registered twice")
-    STRATEGIES[strategy.name] = strategy
-    return strategy
-
-
-def strategy_names() -> list[str]:
-    """Every strategy file's name, sorted, without importing any."""
-    package = importlib.import_module(PLUGINS)
-    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
-
-
-def get_strategy(name: str) -> Strategy:
-    """The strategy registered by tasks/strategies/<name>.py, imported on first use."""
-    if name not in STRATEGIES:
-        if name not in strategy_names():
-            raise ValueError(f"unknown strategy {name!r}; registered: {', '.join(strategy_names())}")
-        importlib.import_module(f"{PLUGINS}.{name}")
-        if name not in STRATEGIES:
-            raise ValueError(f"tasks/strategies/{name}.py registers no strategy named {name!r}")
-    return STRATEGIES[name]
-
-
-def all_strategies() -> dict[str, Strategy]:
-    """Every strategy, each file imported: for listings and the contract tests."""
-    return {name: get_strategy(name) for name in strategy_names()}
+STRATEGIES: Registry[Strategy] = Registry("tasks.strategies", "strategy")
+"""The strategy files, each imported by name: plugins, not imports of this module."""
+register = STRATEGIES.register
+strategy_names = STRATEGIES.names
+get_strategy = STRATEGIES.get
+all_strategies = STRATEGIES.all

@@ -60,16 +60,22 @@ def generate_label_ids(model, tokenizer, texts: Sequence[str], template: str, wo
 
 
 class TextToTextClassifier:
-    """kind `text_to_text`: a seq2seq model (seq2seq/), its template and label words."""
+    """kind `text_to_text`: a seq2seq model, its template and label words; built from a model in memory
+    (how fine-tuning scores its checkpoints) or read from a folder (`from_folder`: seq2seq/ and the manifest)."""
 
-    def __init__(self, folder: Path, manifest: dict, batch_size: int = 64):
+    def __init__(self, model, tokenizer, template: str, words: Sequence[str], label_names: Sequence[str],
+                 max_length: int, batch_size: int = 64):
+        self.model, self.tokenizer = model, tokenizer
+        self.template, self.words, self.label_names = template, list(words), list(label_names)
+        self.max_length, self.batch_size = int(max_length), batch_size
+
+    @classmethod
+    def from_folder(cls, folder: Path, manifest: dict, batch_size: int = 64) -> TextToTextClassifier:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(folder / "seq2seq").eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(folder / "seq2seq")
-        self.template, self.words = manifest["template"], list(manifest["label_words"])
-        self.label_names = list(manifest["label_names"])
-        self.max_length, self.batch_size = int(manifest["max_length"]), batch_size
+        return cls(AutoModelForSeq2SeqLM.from_pretrained(folder / "seq2seq").eval(),
+                   AutoTokenizer.from_pretrained(folder / "seq2seq"), manifest["template"], manifest["label_words"],
+                   manifest["label_names"], manifest["max_length"], batch_size)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         return generate_label_ids(self.model, self.tokenizer, list(texts), self.template, self.words,

@@ -1,4 +1,4 @@
-"""Pieces shared by the Trainer-based stages (pretrain, finetune)."""
+"""The one training loop (train) and the pieces around it, for pretraining and every gradient strategy."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from transferflow.config import FinetuneParams, TrainingParams
+from transferflow.config import TrainingParams
 from transferflow.errors import TrainingError
 from transferflow.files import fingerprint
 
@@ -137,15 +137,6 @@ class MlflowMetrics(TrainerCallback):
         self.perplexity = perplexity
 
 
-def seed_per_process(seed: int, process_index: int) -> None:
-    """Reseed torch in each process of a distributed launch but the main one. Trainer seeds every
-    process alike, so each would draw the same random masks (masked LM, span corruption) as the others,
-    and a global batch would repeat one mask pattern once per process. The main process keeps the seed,
-    so a single process trains exactly as before."""
-    if process_index:
-        torch.manual_seed(seed + process_index)
-
-
 class StopOnDivergence(TrainerCallback):
     """Stop at the first log line whose loss or gradient norm is NaN or inf, naming the step and the
     learning rate. Trainer itself carries on to the end and saves the wreck, which would then be
@@ -231,13 +222,13 @@ def validation_summary(metrics: dict[str, float]) -> dict[str, float]:
     return {k.removeprefix("eval_"): v for k, v in metrics.items() if k.removeprefix("eval_") in names}
 
 
-class AnswerTrainer(Trainer):
-    """Trainer for examples that carry their own answer tokens (SFT of a decoder, text-to-text of an
-    encoder-decoder), whose every evaluation also classifies the validation split the way the served
-    model does (`score_validation(model)` -> accuracy, f1, ...).
+class ServedScoringTrainer(Trainer):
+    """Trainer whose every evaluation also scores the validation split the way the served model predicts
+    (`score_validation(model)` -> accuracy, f1, ...): generation for text-to-text, label-word likelihoods
+    for a decoder trained on prompts (transferflow/heads.py, heads with served_scoring).
 
     Those scores then reach logging, early stopping and the choice of the best checkpoint like any
-    `eval_` metric, so `finetune.metric` picks the checkpoint here as it does for every other strategy.
+    `eval_` metric, so `finetune.metric` picks the checkpoint here as it does for every other head.
     The answers' loss is only a proxy for that: it also counts the end-of-text token after the word, and it
     can fall while the predicted labels stay the same. Hand-written because compute_metrics sees only the
     logits of the gold answer, not the competing label words' scores or the generated text.
@@ -254,21 +245,35 @@ class AnswerTrainer(Trainer):
         return output
 
 
-def train_with_answers(model, tokenizer, train, validation, p: FinetuneParams, checkpoints: str,
-                       learning_rate: float, score_validation: Callable[[torch.nn.Module], dict[str, float]]):
-    """Train on examples that carry their own answer tokens, keeping the checkpoint with the best
-    validation `p.metric` as `score_validation` measures it (AnswerTrainer). Returns (trainer, result);
-    trainer.evaluate() then scores the kept checkpoint."""
-    from transformers import DataCollatorForSeq2Seq, EarlyStoppingCallback
+def train(model, args: TrainingArguments, data, collator, *, eval_data=None, optimizer=None,
+          compute_metrics: Callable | None = None, score_validation: Callable | None = None,
+          patience: int | None = None, perplexity: bool = False, resume: str | None = None):
+    """The one training loop: pretraining and every gradient strategy. Returns (trainer, result), result
+    None when args.max_steps is 0 (a checkpoint imported as it is: Trainer would read 0 as "train by
+    epochs").
 
-    args = training_arguments(p, checkpoints, load_best_model_at_end=True, metric_for_best_model=p.metric,
-                              greater_is_better=True, learning_rate=learning_rate)
-    # Seq2Seq's collator pads input_ids and labels (with -100) apart; with model=None it also serves a decoder.
-    collator = DataCollatorForSeq2Seq(tokenizer, model=model if model.config.is_encoder_decoder else None)
-    trainer = AnswerTrainer(model=model, args=args, train_dataset=train, eval_dataset=validation,
-                            data_collator=collator, score_validation=score_validation,
-                            callbacks=[MlflowMetrics(), StopOnDivergence(), EarlyStoppingCallback(p.early_stopping_patience)])
-    return trainer, trainer.train()
+    Always: each Trainer log line to the stage's MLflow run, and a stop at the first NaN or inf.
+    `patience`: early stopping after that many evaluations without a better args.metric_for_best_model.
+    `score_validation`: checkpoints scored as served (ServedScoringTrainer) rather than by compute_metrics.
+    `optimizer`: one built from parameter groups; None lets Trainer build args.optim.
+    In a distributed launch, every process but the main one is reseeded after Trainer seeded them all
+    alike, so that random masks (masked LM, span corruption) and dropout differ between processes; the
+    main process keeps the seed, so a single process trains exactly as it would alone.
+    """
+    from transformers import EarlyStoppingCallback
+
+    callbacks = [MlflowMetrics(perplexity=perplexity), StopOnDivergence()]
+    if patience is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
+    trainer_class, extra = (ServedScoringTrainer, {"score_validation": score_validation}) if score_validation \
+        else (Trainer, {})
+    trainer = trainer_class(model=model, args=args, train_dataset=data, eval_dataset=eval_data,
+                            data_collator=collator, compute_metrics=compute_metrics,
+                            optimizers=(optimizer, None), callbacks=callbacks, **extra)
+    if args.process_index:
+        torch.manual_seed(args.seed + args.process_index)
+    result = trainer.train(resume_from_checkpoint=resume) if args.max_steps else None
+    return trainer, result
 
 
 def share_cores(workers: int) -> None:

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from transferflow.strategy import FitInputs, Strategy, StrategyOptions, register
+from transferflow.strategy import FitInputs, FitStrategy, StrategyOptions, register
 
 
 class FeaturesOptions(StrategyOptions):
@@ -102,5 +102,5 @@ def fit(inputs: FitInputs, options: FeaturesOptions, out: Path) -> dict:
                       f"{p.metric} by layer (0 = embeddings): {by_layer}"]}
 
 
-register(Strategy(name="features", summary="frozen pretrained encoder, one layer's pooled states + scikit-learn "
-                  "classifier (layer sweep)", init="pretrained", Options=FeaturesOptions, fit=fit))
+register(FitStrategy(name="features", summary="frozen pretrained encoder, one layer's pooled states + scikit-learn "
+                     "classifier (layer sweep)", init="pretrained", Options=FeaturesOptions, fit=fit))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from transferflow.strategy import Strategy, StrategyOptions, register
+from transferflow.strategy import GradientStrategy, StrategyOptions, register
 from transferflow.anatomy import classifier_parts
 
 
@@ -17,7 +17,7 @@ class FreezeOptions(StrategyOptions):
     the number of layers. Equal to it, only the head trains."""
 
 
-def adapt(model, options: FreezeOptions):
+def adapt(model, options: FreezeOptions, target):
     embeddings, layers, _ = classifier_parts(model)
     if options.layers > len(layers):
         raise ValueError(f"freeze.layers={options.layers} but the encoder has only {len(layers)} layers")
@@ -26,6 +26,6 @@ def adapt(model, options: FreezeOptions):
     return model
 
 
-register(Strategy(name="freeze", summary="embeddings + lower k layers frozen, the rest trained",
-                  init="pretrained", adapt=adapt, Options=FreezeOptions,
-                  task_types=("classification", "ner")))
+register(GradientStrategy(name="freeze", summary="embeddings + lower k layers frozen, the rest trained",
+                          init="pretrained", adapt=adapt, Options=FreezeOptions,
+                          task_types=("classification", "ner")))

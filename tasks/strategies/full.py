@@ -1,6 +1,8 @@
-"""full: every weight trained, starting from the pretrained encoder (full fine-tuning)."""
+"""full: every weight trained, starting from the pretrained model (full fine-tuning), on the family's task
+head: a classifier or tagger on an encoder, prompt + label word on a decoder (supervised fine-tuning),
+text-to-text on an encoder-decoder."""
 
-from transferflow.strategy import Strategy, register
+from transferflow.strategy import GradientStrategy, register
 
-register(Strategy(name="full", summary="pretrained encoder, all weights trained", init="pretrained",
-                  task_types=("classification", "ner")))
+register(GradientStrategy(name="full", summary="pretrained model, all weights trained", init="pretrained",
+                          architectures=("encoder", "decoder", "encoder-decoder"), task_types=("classification", "ner")))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from transferflow.strategy import Strategy, StrategyOptions, register
+from transferflow.strategy import Adaptation, GradientStrategy, StrategyOptions, Target, register
 
 
 class GaloreOptions(StrategyOptions):
@@ -17,17 +17,18 @@ class GaloreOptions(StrategyOptions):
     """Optimizer steps between recomputations (SVD of the gradient) of the projection."""
     scale: float = Field(0.25, gt=0)
     """Scale of the projected-back update (GaLore's alpha)."""
-    target_modules: list[str] = ["query", "key", "value", "output.dense", "intermediate.dense",  # bert
-                                 "Wqkv", "Wo", "Wi"]  # modernbert
-    """Linear layers (module-name suffixes) optimized in low rank: every attention and feed-forward
-    projection of the encoder, BERT's and ModernBERT's names (a name the model lacks matches
-    nothing); the rest (embeddings, norms, head) get plain AdamW."""
+    target_modules: list[str] | None = None
+    """Linear layers (module-name suffixes) optimized in low rank; null: every attention and feed-forward
+    projection of the encoder (the family's AdapterLayout.projections). The rest (embeddings, norms,
+    head) get plain AdamW."""
 
 
-def training_args(options: GaloreOptions) -> dict:
-    return dict(optim="galore_adamw", optim_target_modules=list(options.target_modules),
-                optim_args=f"rank={options.rank},update_proj_gap={options.update_proj_gap},scale={options.scale}")
+def adapt(model, options: GaloreOptions, target: Target) -> Adaptation:
+    """Every weight trains; the optimizer is Trainer's GaLore AdamW, by name."""
+    return Adaptation(model, optimizer=dict(
+        optim="galore_adamw", optim_target_modules=list(options.target_modules or target.family.layout.projections),
+        optim_args=f"rank={options.rank},update_proj_gap={options.update_proj_gap},scale={options.scale}"))
 
 
-register(Strategy(name="galore", summary="pretrained encoder, all weights trained with the GaLore optimizer",
-                  init="pretrained", Options=GaloreOptions, training_args=training_args))
+register(GradientStrategy(name="galore", summary="pretrained encoder, all weights trained with the GaLore optimizer",
+                          init="pretrained", Options=GaloreOptions, adapt=adapt))

@@ -5,11 +5,11 @@ Measures how much the pretrained features already separate the classes, with no 
 
 from __future__ import annotations
 
-from transferflow.strategy import Strategy, register
+from transferflow.strategy import GradientStrategy, register
 from transferflow.anatomy import classifier_parts
 
 
-def adapt(model, options):
+def adapt(model, options, target):
     _, _, head = classifier_parts(model)
     model.requires_grad_(False)
     for module in head:
@@ -17,5 +17,5 @@ def adapt(model, options):
     return model
 
 
-register(Strategy(name="head", summary="pretrained encoder frozen, only a new head trained (linear probe)",
-                  init="pretrained", adapt=adapt, task_types=("classification", "ner")))
+register(GradientStrategy(name="head", summary="pretrained encoder frozen, only a new head trained (linear probe)",
+                          init="pretrained", adapt=adapt, task_types=("classification", "ner")))

@@ -5,28 +5,27 @@ weights of any adapter, and, being rescalings, they fold into the weights on exp
 
 from __future__ import annotations
 
-from transferflow.strategy import Strategy, StrategyOptions, register
+from transferflow.strategy import GradientStrategy, StrategyOptions, Target, register
 
 
 class IA3Options(StrategyOptions):
     target_modules: str | None = None
     """Regex (full match) over module names of the linear layers that get a scaling vector; null: the
-    encoder's attention keys and values and its feed-forward down-projection
-    (transferflow/anatomy.py:ENCODER_LAYOUTS)."""
+    encoder's attention keys and values and its feed-forward down-projection (the family's
+    AdapterLayout, transferflow/families/)."""
     feedforward_modules: str | None = None
     """Regex over the targets whose input (not output) is scaled; null: the feed-forward
     down-projection. Set it whenever target_modules is set."""
 
 
-def adapt(model, options: IA3Options):
+def adapt(model, options: IA3Options, target: Target):
     from peft import IA3Config, TaskType, get_peft_model  # imported on use: peft is slow to import
 
-    from transferflow.anatomy import encoder_layout
-
-    layout = encoder_layout(model)
+    layout = target.family.layout
     # The linear layer between encoder and classifier (BERT's pooler, ModernBERT's head) trains beside
     # the classifier; named as the Linear: peft 0.21's merge_and_unload fails on a wrapped non-Linear.
-    config = IA3Config(task_type=TaskType.SEQ_CLS, target_modules=options.target_modules or layout.ia3_targets,
+    config = IA3Config(task_type=TaskType[target.head.peft_task_type],
+                       target_modules=options.target_modules or layout.ia3_targets,
                        feedforward_modules=options.feedforward_modules or layout.ia3_feedforward,
                        modules_to_save=list(layout.head_linear))
     return get_peft_model(model, config)
@@ -37,5 +36,5 @@ def export(model):
     return model.merge_and_unload()
 
 
-register(Strategy(name="ia3", summary="pretrained encoder frozen, (IA)^3 scaling vectors + head trained",
-                  init="pretrained", adapt=adapt, export=export, Options=IA3Options))
+register(GradientStrategy(name="ia3", summary="pretrained encoder frozen, (IA)^3 scaling vectors + head trained",
+                          init="pretrained", adapt=adapt, export=export, Options=IA3Options))

@@ -8,7 +8,7 @@ from pydantic import Field
 from torch import nn
 from transformers.trainer_pt_utils import get_parameter_names
 
-from transferflow.strategy import Strategy, StrategyOptions, register
+from transferflow.strategy import Adaptation, GradientStrategy, StrategyOptions, register
 from transferflow.anatomy import classifier_parts
 
 
@@ -20,12 +20,13 @@ class LayerwiseOptions(StrategyOptions):
     """The new head (pooler + classifier) learns at this multiple of the base rate: it starts random."""
 
 
-def param_groups(model: nn.Module, lr: float, options: LayerwiseOptions) -> list[dict]:
+def adapt(model: nn.Module, options: LayerwiseOptions, target) -> Adaptation:
+    """Every weight trains, in parameter groups whose rates (lr_scale, times the base rate) fall layer by layer."""
     embeddings, layers, head = classifier_parts(model)
     top = len(layers)  # the embeddings are level 0, the layers 1..top
-    levels = [(embeddings, lr * options.decay ** top)]
-    levels += [(layer, lr * options.decay ** (top - 1 - i)) for i, layer in enumerate(layers)]
-    levels += [(module, lr * options.head_lr_multiplier) for module in head]
+    levels = [(embeddings, options.decay ** top)]
+    levels += [(layer, options.decay ** (top - 1 - i)) for i, layer in enumerate(layers)]
+    levels += [(module, options.head_lr_multiplier) for module in head]
     # Trainer's default optimizer rule, kept here: no weight decay on biases and LayerNorm weights.
     decayed = set(get_parameter_names(model, [nn.LayerNorm], [r"bias", r"layernorm", r"rmsnorm"]))
     names = {p: n for n, p in model.named_parameters()}
@@ -35,14 +36,13 @@ def param_groups(model: nn.Module, lr: float, options: LayerwiseOptions) -> list
         for decay_on in (True, False):
             chosen = [p for p in params if (names[p] in decayed) == decay_on]
             if chosen:
-                groups.append({"params": chosen, "lr": rate, **({} if decay_on else {"weight_decay": 0.0})})
+                groups.append({"params": chosen, "lr_scale": rate, **({} if decay_on else {"weight_decay": 0.0})})
     covered = {p for g in groups for p in g["params"]}
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p not in covered]
     if missing:  # a parameter outside embeddings/layers/head would silently never train
         raise ValueError(f"layerwise_lr has no learning rate for {missing}")
-    return groups
+    return Adaptation(model, param_groups=groups)
 
 
-register(Strategy(name="layerwise_lr", summary="all weights trained, learning rates decaying layer by layer",
-                  init="pretrained", Options=LayerwiseOptions, param_groups=param_groups,
-                  task_types=("classification", "ner")))
+register(GradientStrategy(name="layerwise_lr", summary="all weights trained, learning rates decaying layer by layer",
+                          init="pretrained", Options=LayerwiseOptions, adapt=adapt, task_types=("classification", "ner")))

@@ -1,10 +1,13 @@
-"""lora: low-rank adapters through peft (on the modules of transferflow/anatomy.py:ENCODER_LAYOUTS); the new head trains in full."""
+"""lora: low-rank adapters through peft, on any family's task head; the rest frozen. On an encoder the
+new head (pooler, classifier) trains in full beside the adapters; on a decoder or an encoder-decoder the
+adapters alone train (supervised fine-tuning, text-to-text). Target modules are the family's
+(AdapterLayout in transferflow/families/)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from transferflow.strategy import Strategy, StrategyOptions, register
+from transferflow.strategy import GradientStrategy, StrategyOptions, Target, register
 
 
 class LoraOptions(StrategyOptions):
@@ -16,27 +19,22 @@ class LoraOptions(StrategyOptions):
     """Dropout on the adapter input."""
     target_modules: list[str] | None = None
     """Modules that get adapters; null: the family's default (BERT's query and value; ModernBERT's
-    linear layers and token embeddings: transferflow/anatomy.py:ENCODER_LAYOUTS)."""
+    linear layers and token embeddings; GPT-2's fused attention projection; T5's query and value)."""
 
 
-def adapt(model, options: LoraOptions):
+def adapt(model, options: LoraOptions, target: Target):
     from peft import LoraConfig, TaskType, get_peft_model  # imported on use: peft is slow to import
 
-    from transferflow.anatomy import encoder_layout
-    from transferflow.token_classification import is_token_classifier
-
-    # TaskType.SEQ_CLS (TOKEN_CLS for a ner tagger) makes peft keep the classifier trainable; the pooler
-    # (ModernBERT's head) trains too: masked-LM pretraining left BERT's untrained, and ModernBERT's was
-    # trained for the decoder (named as its Linear: peft 0.21 cannot merge a wrapped non-Linear).
-    # BERT's token classifiers have no pooler: only the head layers the model has.
-    tagger = is_token_classifier(type(model).__name__)
-    layout = encoder_layout(model)
+    # The head's TaskType (SEQ_CLS, TOKEN_CLS for a ner tagger) makes peft keep the classifier trainable;
+    # the pooler (ModernBERT's head) trains too: masked-LM pretraining left BERT's untrained, and
+    # ModernBERT's was trained for the decoder (named as its Linear: peft 0.21 cannot merge a wrapped
+    # non-Linear). BERT's token classifiers have no pooler: only the head layers the model has.
+    layout = target.family.layout
     names = {name for name, _ in model.named_modules()}
     head = [m for m in layout.head_linear if any(n == m or n.endswith("." + m) for n in names)]
-    config = LoraConfig(task_type=TaskType.TOKEN_CLS if tagger else TaskType.SEQ_CLS, r=options.r,
-                        lora_alpha=options.alpha, lora_dropout=options.dropout,
-                        target_modules=list(options.target_modules or layout.lora_targets),
-                        modules_to_save=head or None)
+    config = LoraConfig(task_type=TaskType[target.head.peft_task_type], r=options.r, lora_alpha=options.alpha,
+                        lora_dropout=options.dropout, target_modules=list(options.target_modules or layout.lora_targets),
+                        modules_to_save=head or None, fan_in_fan_out=layout.fan_in_fan_out)
     return get_peft_model(model, config)
 
 
@@ -45,6 +43,6 @@ def export(model):
     return model.merge_and_unload()
 
 
-register(Strategy(name="lora", summary="pretrained encoder frozen, LoRA adapters + new head (pooler, classifier) trained",
-                  init="pretrained", adapt=adapt, export=export, Options=LoraOptions,
-                  task_types=("classification", "ner")))
+register(GradientStrategy(name="lora", summary="pretrained model frozen, LoRA adapters (+ a new classifier head) trained",
+                          init="pretrained", adapt=adapt, export=export, Options=LoraOptions,
+                          architectures=("encoder", "decoder", "encoder-decoder"), task_types=("classification", "ner")))

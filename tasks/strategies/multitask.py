@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from transferflow.strategy import FitInputs, Strategy, StrategyOptions, register
+from transferflow.strategy import FitInputs, FitStrategy, StrategyOptions, register
 
 TASKS = ("task", "aux")
 """Head names, in task-id order: the main task (leaderboard) and the auxiliary task."""
@@ -76,12 +76,11 @@ def export(model: MultitaskModel, t: int, label_names: list[str], pretrained: Pa
     return plain.eval()
 
 
-def _encode(splits, tokenizer, max_length: int, t: int):
+def _encode(inputs: FitInputs, splits, tokenizer, t: int):
+    """The split encoded by the family's classification head, each row tagged with its task id."""
     from datasets import Value
 
-    from tasks.finetune import encode_task  # here, not at the top: tasks.finetune imports the registry
-
-    data = encode_task(splits, tokenizer, max_length).cast_column("labels", Value("int64"))
+    data = inputs.head.encode(splits, tokenizer, inputs.params, model=None).cast_column("labels", Value("int64"))
     return data.map(lambda batch: {"task": [t] * len(batch["labels"])}, batched=True)
 
 
@@ -94,48 +93,45 @@ def _scores(trainer, dataset) -> dict:
 
 def _single_task_full(inputs: FitInputs, aux) -> dict:
     """Single-task `full` on the auxiliary task, same params: the baseline sharing must be judged by."""
+    import dataclasses
+
     import mlflow
 
-    from tasks.finetune import finetune
+    from transferflow.finetuning import finetune
     from transferflow.metrics import classification_scores
     from transferflow.models import load_classifier
 
     with tempfile.TemporaryDirectory(dir=inputs.checkpoints) as tmp, \
             mlflow.start_run(run_name="aux-single-task-full", nested=True):
-        summary = finetune(inputs.params, "full", Path(tmp), Path(tmp) / "checkpoints", task=aux)
+        single = dataclasses.replace(inputs, task=aux, checkpoints=Path(tmp) / "checkpoints")
+        summary = finetune(single, "full", Path(tmp))
         preds = load_classifier(Path(tmp) / "model").predict(aux["test"]["text"])
     return {"validation": summary["validation"], "test": classification_scores(preds, aux["test"]["label"])}
 
 
 def fit(inputs: FitInputs, options: MultitaskOptions, out: Path) -> dict:
     from datasets import concatenate_datasets
-    from transformers import (AutoModel, AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, Trainer,
-                              set_seed)
+    from transformers import AutoModel, AutoTokenizer, set_seed
 
-    from transferflow.files import load_prepared
-    from transferflow.files import read_json
+    from transferflow.files import load_prepared, read_json
     from transferflow.metrics import classification_scores
-    from transferflow.training import MlflowMetrics, StopOnDivergence, count_parameters, optimizer_state_mb, training_arguments
+    from transferflow.training import count_parameters, optimizer_state_mb, train, training_arguments
 
     p, task = inputs.params, inputs.task
     aux = load_prepared(inputs.prepared / "aux_task")
     names = [task["train"].features["label"].names, aux["train"].features["label"].names]
     tokenizer = AutoTokenizer.from_pretrained(inputs.tokenizer)
-    data = [_encode(splits, tokenizer, p.max_length, t) for t, splits in enumerate((task, aux))]
+    data = [_encode(inputs, splits, tokenizer, t) for t, splits in enumerate((task, aux))]
     set_seed(p.seed)
     model = MultitaskModel(AutoModel.from_pretrained(inputs.pretrained), [len(n) for n in names], options.aux_weight)
     inputs.checkpoints.mkdir(parents=True, exist_ok=True)
     args = training_arguments(p, str(inputs.checkpoints / "multitask"), load_best_model_at_end=True,
                               metric_for_best_model=f"task_{p.metric}", greater_is_better=True,
                               learning_rate=options.learning_rate or p.learning_rate)
-    trainer = Trainer(
-        model=model, args=args, train_dataset=concatenate_datasets([d["train"] for d in data]),
-        eval_dataset={name: d["validation"] for name, d in zip(TASKS, data)},
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=lambda pred: classification_scores(pred.predictions.argmax(-1), pred.label_ids),
-        callbacks=[MlflowMetrics(), StopOnDivergence(), EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience)],
-    )
-    result = trainer.train()  # the best checkpoint (main-task validation) is reloaded at the end
+    trainer, result = train(  # the best checkpoint (main-task validation) is reloaded at the end
+        model, args, concatenate_datasets([d["train"] for d in data]), inputs.head.collator(tokenizer, model),
+        eval_data={name: d["validation"] for name, d in zip(TASKS, data)}, patience=p.early_stopping_patience,
+        compute_metrics=lambda pred: classification_scores(pred.predictions.argmax(-1), pred.label_ids))
     validation = [_scores(trainer, d["validation"]) for d in data]
     aux_test = _scores(trainer, data[1]["test"])
     for t, folder in ((0, "model"), (1, "aux_model")):
@@ -162,6 +158,6 @@ def fit(inputs: FitInputs, options: MultitaskOptions, out: Path) -> dict:
     return summary
 
 
-register(Strategy(name="multitask", summary="pretrained encoder shared by the task and AG News, one head each, "
-                  "trained jointly", init="pretrained", Options=MultitaskOptions, fit=fit,
-                  families=("bert",)))  # its head is BERT's pooler (MultitaskModel)
+register(FitStrategy(name="multitask", summary="pretrained encoder shared by the task and AG News, one head each, "
+                     "trained jointly", init="pretrained", Options=MultitaskOptions, fit=fit,
+                     families=("bert",)))  # its head is BERT's pooler (MultitaskModel)

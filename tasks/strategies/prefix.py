@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from transferflow.strategy import Strategy, StrategyOptions, register
+from transferflow.strategy import GradientStrategy, StrategyOptions, register
 
 
 class PrefixOptions(StrategyOptions):
@@ -18,8 +18,11 @@ class PrefixOptions(StrategyOptions):
     """Length of the trained prefix in every layer; finetune.max_length plus this must not exceed
     the encoder's max_length (pretrain.model.max_length), since the prefix shifts positions."""
 
+    def extra_positions(self) -> int:
+        return self.num_virtual_tokens
 
-def adapt(model, options: PrefixOptions):
+
+def adapt(model, options: PrefixOptions, target):
     from peft import PrefixTuningConfig, TaskType, get_peft_model  # imported on use: peft is slow to import
 
     limit = model.config.max_position_embeddings
@@ -50,7 +53,6 @@ def export(model):
     return model
 
 
-register(Strategy(name="prefix", summary="pretrained encoder frozen, deep prefixes (P-tuning v2) + head trained",
-                  extra_positions=lambda options: options.num_virtual_tokens,
-                  init="pretrained", adapt=adapt, export=export, Options=PrefixOptions, unavailable=unavailable,
-                  families=("bert",)))  # ModernBERT's attention takes no past key/values: nowhere to put prefixes
+register(GradientStrategy(name="prefix", summary="pretrained encoder frozen, deep prefixes (P-tuning v2) + head trained",
+                          init="pretrained", adapt=adapt, export=export, Options=PrefixOptions, unavailable=unavailable,
+                          families=("bert",)))  # ModernBERT's attention takes no past key/values: nowhere to put prefixes

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from transferflow.strategy import FitInputs, Strategy, StrategyOptions, register
+from transferflow.strategy import FitInputs, FitStrategy, StrategyOptions, register
 from transferflow.prompting import CONTENT_FREE
 
 
@@ -73,6 +73,6 @@ def fit(inputs: FitInputs, options: PromptOptions, out: Path) -> dict:
             "shot_scores": {name: {s: v["accuracy"] for s, v in r[0].items()} for name, r in results.items()}}
 
 
-register(Strategy(name="prompt", summary="pretrained decoder, zero/few-shot prompting scored on label words "
-                  "(raw or contextually calibrated), no training",
-                  init="pretrained", Options=PromptOptions, fit=fit, families=("gpt",)))
+register(FitStrategy(name="prompt", summary="pretrained decoder, zero/few-shot prompting scored on label words "
+                     "(raw or contextually calibrated), no training",
+                     init="pretrained", Options=PromptOptions, fit=fit, architectures=("decoder",)))

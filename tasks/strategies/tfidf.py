@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from transferflow.strategy import FitInputs, Strategy, StrategyOptions, register
+from transferflow.strategy import FitInputs, FitStrategy, StrategyOptions, register
 
 
 class TfidfOptions(StrategyOptions):
@@ -49,5 +49,5 @@ def fit(inputs: FitInputs, options: TfidfOptions, out: Path) -> dict:
             "validation": classification_scores(pipeline.predict(validation["text"]), validation["label"])}
 
 
-register(Strategy(name="tfidf", summary="TF-IDF word n-grams + logistic regression, no neural network",
-                  init="none", Options=TfidfOptions, fit=fit, families=("bert", "modernbert", "gpt", "t5")))
+register(FitStrategy(name="tfidf", summary="TF-IDF word n-grams + logistic regression, no neural network",
+                     init="none", Options=TfidfOptions, fit=fit, architectures=("encoder", "decoder", "encoder-decoder")))
