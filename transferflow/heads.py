@@ -23,9 +23,6 @@ if TYPE_CHECKING:
     from transferflow.config import FinetuneParams
     from transferflow.family import Family
 
-TEXT_SPLITS = ("train", "validation")
-"""The splits a head encodes for training: test is scored by the evaluate stage, on the served model."""
-
 
 class TaskHead:
     """One (family, task type): the contract every head keeps."""
@@ -177,6 +174,16 @@ class _AnswerHead(TaskHead):
 
     served_scoring = True
 
+    def features(self, tokenizer, p: FinetuneParams, model) -> Callable:
+        """Dataset.map function: input ids of the rendered text, labels on the answer word's tokens."""
+        raise NotImplementedError
+
+    def encode(self, task, tokenizer, p, model):
+        # train and validation only: test is scored by the evaluate stage, on the served model
+        encode = self.features(tokenizer, p, model)
+        return {split: task[split].map(encode, batched=True, remove_columns=task[split].column_names)
+                for split in ("train", "validation")}
+
     def collator(self, tokenizer, model):
         from transformers import DataCollatorForSeq2Seq
 
@@ -195,12 +202,10 @@ class PromptAnswerHead(_AnswerHead):
 
         return AutoModelForCausalLM
 
-    def encode(self, task, tokenizer, p, model):
+    def features(self, tokenizer, p, model):
         from transferflow.prompting import sft_features
 
-        encode = sft_features(tokenizer, p.prompt.template, p.prompt.label_words, model.config.max_position_embeddings)
-        return {split: task[split].map(encode, batched=True, remove_columns=task[split].column_names)
-                for split in TEXT_SPLITS}
+        return sft_features(tokenizer, p.prompt.template, p.prompt.label_words, model.config.max_position_embeddings)
 
     def classifier(self, model, tokenizer, label_names, p):
         from transferflow.prompting import PromptClassifier
@@ -226,12 +231,10 @@ class TextToTextHead(_AnswerHead):
 
         return AutoModelForSeq2SeqLM
 
-    def encode(self, task, tokenizer, p, model):
+    def features(self, tokenizer, p, model):
         from transferflow.text_to_text import seq2seq_features
 
-        encode = seq2seq_features(tokenizer, p.prompt.template, p.prompt.label_words, p.max_length)
-        return {split: task[split].map(encode, batched=True, remove_columns=task[split].column_names)
-                for split in TEXT_SPLITS}
+        return seq2seq_features(tokenizer, p.prompt.template, p.prompt.label_words, p.max_length)
 
     def classifier(self, model, tokenizer, label_names, p):
         from transferflow.text_to_text import TextToTextClassifier
