@@ -201,6 +201,25 @@ def test_save_then_load_predicts_the_same(name, family, pretrained, tmp_path):
         torch.testing.assert_close(_logits(loaded, texts), logits, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("family", ["bert", "modernbert"])
+def test_served_classifier_truncates_where_fine_tuning_did(family, pretrained, tmp_path):
+    # Trained on finetune.max_length tokens, served on the same: a longer text is cut at the same place,
+    # in memory (checkpoint scoring) and once saved (evaluate, serving), not at the model's positions.
+    _, head, adaptation = adapted("full", family, pretrained[family])
+    tokenizer = AutoTokenizer.from_pretrained(pretrained[family])
+    short = PARAMS.model_copy(update={"max_length": 6})
+    long_text = " ".join(text for text, _ in SST2[:6])
+    first_six = tokenizer(long_text, truncation=True, max_length=6, return_tensors="pt")
+    head.save(adaptation.model, tokenizer, tmp_path / "model", ["negative", "positive"], short)
+    for served in (head.classifier(adaptation.model.eval(), tokenizer, ["negative", "positive"], short),
+                   load_classifier(tmp_path / "model")):
+        assert served.max_length == 6
+        with torch.no_grad():
+            torch.testing.assert_close(served.model(**first_six).logits, _logits(served, [long_text]))
+        assert served.predict([long_text]).tolist() == served.model(**first_six).logits.argmax(-1).tolist()
+    assert tokenizer.model_max_length == 64  # the caller's tokenizer is left as it was
+
+
 @torch.no_grad()
 def _logits(classifier, texts: list[str]) -> torch.Tensor | None:
     """A sequence classifier's logits (None for the heads served by generation or label words)."""

@@ -85,6 +85,16 @@ class TaskHead:
         raise NotImplementedError
 
 
+def trained_length(tokenizer, p: FinetuneParams):
+    """A copy of `tokenizer` that truncates at finetune.max_length, the length the classifier was trained
+    and validated at: served texts are cut where training cut them, not at the model's positions."""
+    import copy
+
+    served = copy.copy(tokenizer)
+    served.model_max_length = p.max_length
+    return served
+
+
 class SequenceClassificationHead(TaskHead):
     """An encoder with a classifier on the pooled sequence (AutoModelForSequenceClassification)."""
 
@@ -123,13 +133,13 @@ class SequenceClassificationHead(TaskHead):
     def classifier(self, model, tokenizer, label_names, p):
         from transferflow.models import TransformersClassifier
 
-        return TransformersClassifier(model, tokenizer)
+        return TransformersClassifier(model, trained_length(tokenizer, p))
 
     def save(self, model, tokenizer, folder, label_names, p):
         from transferflow.models import save_classifier
 
         save_classifier(model, folder)  # plain model, or adapter + base where it cannot merge
-        tokenizer.save_pretrained(folder)
+        trained_length(tokenizer, p).save_pretrained(folder)
 
 
 class TokenClassificationHead(SequenceClassificationHead):
@@ -166,7 +176,7 @@ class TokenClassificationHead(SequenceClassificationHead):
     def classifier(self, model, tokenizer, label_names, p):
         from transferflow.token_classification import TokenTagger
 
-        return TokenTagger(model, tokenizer)
+        return TokenTagger(model, trained_length(tokenizer, p))
 
 
 class _AnswerHead(TaskHead):

@@ -53,7 +53,9 @@ class TransformersClassifier:
 
     def __init__(self, model, tokenizer, batch_size: int = 64):
         self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
-        self.max_length = max_input_tokens(model)
+        # Truncate where fine-tuning did: the head saves finetune.max_length as the tokenizer's
+        # model_max_length (what HF pipelines truncate at too), never past the model's positions.
+        self.max_length = min(max_input_tokens(model), tokenizer.model_max_length)
         config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
         self.label_names = [config.id2label[i] for i in range(config.num_labels)]
 

@@ -140,7 +140,7 @@ class TokenTagger:
 
     def __init__(self, model, tokenizer, batch_size: int = 64):
         self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
-        self.max_length = max_input_tokens(model)
+        self.max_length = min(max_input_tokens(model), tokenizer.model_max_length)  # windows as long as training's
         self.label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
 
     @classmethod
