@@ -32,3 +32,10 @@ def max_input_tokens(model) -> int:
         prefix = getattr(next(iter(model.peft_config.values())), "num_virtual_tokens", 0) or 0
         model = model.get_base_model()
     return model.config.max_position_embeddings - prefix
+
+
+def served_length(model, tokenizer) -> int:
+    """Where a served classifier or tagger truncates: where fine-tuning did (the heads save
+    finetune.max_length as the tokenizer's model_max_length, which HF pipelines read too), never past
+    the model's positions."""
+    return min(max_input_tokens(model), tokenizer.model_max_length)

@@ -31,7 +31,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from transferflow.anatomy import max_input_tokens
+from transferflow.anatomy import served_length
 from transferflow.files import write_json
 
 MANIFEST = "classifier.json"
@@ -53,9 +53,7 @@ class TransformersClassifier:
 
     def __init__(self, model, tokenizer, batch_size: int = 64):
         self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
-        # Truncate where fine-tuning did: the head saves finetune.max_length as the tokenizer's
-        # model_max_length (what HF pipelines truncate at too), never past the model's positions.
-        self.max_length = min(max_input_tokens(model), tokenizer.model_max_length)
+        self.max_length = served_length(model, tokenizer)
         config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
         self.label_names = [config.id2label[i] for i in range(config.num_labels)]
 

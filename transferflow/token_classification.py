@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from seqeval.metrics.sequence_labeling import get_entities
 
-from transferflow.anatomy import max_input_tokens
+from transferflow.anatomy import served_length
 
 if TYPE_CHECKING:  # the served model imports this module, and needs neither datasets nor evaluate
     import datasets
@@ -140,7 +140,7 @@ class TokenTagger:
 
     def __init__(self, model, tokenizer, batch_size: int = 64):
         self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
-        self.max_length = min(max_input_tokens(model), tokenizer.model_max_length)  # windows as long as training's
+        self.max_length = served_length(model, tokenizer)  # windows as long as training's
         self.label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
 
     @classmethod
