@@ -417,6 +417,15 @@ class Params(Section):
     def _strategies_fit_family_and_task(self) -> Params:
         # Across sections: a strategy applies to some architectures and task types; the family record says what its model is.
         family, task_type = get_family(self.pretrain.family), self.prepare.task_type
+        # Whether each strategy applies at all comes first: a strategy that does not, has no positions to count.
+        for key, names in (("finetune.strategies", self.finetune.strategies),
+                           ("data_efficiency.strategies", self.data_efficiency.strategies)):
+            for name in names:
+                strategy = get_strategy(name)
+                if reason := strategy.why_not(family, task_type):
+                    raise ValueError(f"{key}: {name!r} {reason}")
+                if reason := strategy.unavailable(family.name):
+                    raise ValueError(f"{key}: {name!r} cannot run with the installed libraries: {reason}")
         positions, length = self.pretrain.model.max_length, self.finetune.max_length
         for name in self.finetune.strategies if not family.relative_positions else ():
             extra = get_strategy(name).Options.model_validate(self.finetune.options.get(name, {})).extra_positions()
@@ -432,14 +441,6 @@ class Params(Section):
         if in_words and task_type == "classification" and names and len(words) != len(names):
             raise ValueError(f"finetune.prompt.label_words {words} must give one word per label of "
                              f"prepare.label_names {names}")
-        for key, names in (("finetune.strategies", self.finetune.strategies),
-                           ("data_efficiency.strategies", self.data_efficiency.strategies)):
-            for name in names:
-                strategy = get_strategy(name)
-                if reason := strategy.why_not(family, task_type):
-                    raise ValueError(f"{key}: {name!r} {reason}")
-                if reason := strategy.unavailable(family.name):
-                    raise ValueError(f"{key}: {name!r} cannot run with the installed libraries: {reason}")
         return self
 
 
