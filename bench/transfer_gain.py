@@ -80,9 +80,69 @@ def calibrate(params: Params, seed: int, parent: str) -> tuple[float, float]:
     return per_step, max(0.0, short["train_seconds"] - per_step * short["steps"])
 
 
+def enter(workdir: Path) -> Path:
+    """Make `workdir` the current folder, with the project's data linked in: the stages read and write
+    artifacts/ relative to it, so the project's own artifacts/ are left alone."""
+    work = workdir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "data").exists():
+        (work / "data").symlink_to((ROOT / "data").resolve())
+    os.chdir(work)
+    return work
+
+
+def measure(params: Params, parent: str, seeds: list[int], strategies: list[str], fractions: list[float],
+            budgets_minutes: list[float]) -> tuple[list[dict], list[str], dict[str, float], list[dict]]:
+    """Prepare, train the tokenizer, then per budget and seed pretrain and fine-tune; in the current folder.
+
+    Returns the test rows (budget "any" for what does not depend on pretraining), the budgets' names,
+    their measured pretraining minutes and the pretraining summaries (with their budget and seed).
+    """
+    prepare.main(params, parent)
+    tokenizer.main(params, parent)
+    task = load_prepared(Path("artifacts/prepare/task"))
+    rows: list[dict] = []
+    budgets: list[str] = []
+    minutes: dict[str, float] = {}
+    pretrained: list[dict] = []
+    seconds_per_step = fixed_seconds = None
+    plan = [(None, f"{params.pretrain.max_steps} steps")] if not budgets_minutes else \
+        [(m, f"{m:g} min") for m in budgets_minutes]
+    for budget_minutes, budget in plan:
+        budgets.append(budget)
+        for seed in seeds:
+            steps = None
+            if budget_minutes is not None:
+                if seconds_per_step is None:
+                    seconds_per_step, fixed_seconds = calibrate(params, seed, parent)
+                steps = max(10, round((budget_minutes * 60 - fixed_seconds) / seconds_per_step))
+            run_params = seeded(params, seed, steps)
+            started = time.perf_counter()
+            summary = pretrain.main(run_params, parent)
+            seconds = time.perf_counter() - started
+            minutes[budget] = summary["train_seconds"] / 60
+            pretrained.append(summary | {"budget": budget, "seed": seed})
+            print(f"[{budget}, seed {seed}] pretrained {summary['steps']} steps in {seconds:.0f} s: "
+                  f"loss {summary['loss']:.3f} (unigram {summary['unigram_entropy']:.3f}), "
+                  f"token accuracy {summary['token_accuracy']:.3f}", flush=True)
+            for fraction in fractions:
+                names = strategies if fraction == 1.0 else params.data_efficiency.strategies
+                for name in names:
+                    key = "any" if name in NO_PRETRAINING else budget
+                    if any(r["budget"] == key and r["strategy"] == name and r["fraction"] == fraction
+                           and r["seed"] == seed for r in rows):
+                        continue
+                    row = run_one(run_params, name, fraction, task) | {"budget": key, "seed": seed}
+                    print(f"  {name} @ {fraction:.0%}: test {row['test_accuracy']:.4f} "
+                          f"(validation {row['validation_accuracy']:.4f})", flush=True)
+                    rows.append(row)
+    return rows, budgets, minutes, pretrained
+
+
 def mean_sd(values: list[float], signed: bool = False) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):{'+' if signed else ''}.3f} ± {sd:.3f}"
+    """Mean ± sd over seeds; one seed prints its value alone, since "± 0.000" would read as no noise."""
+    mean = f"{statistics.mean(values):{'+' if signed else ''}.3f}"
+    return f"{mean} ± {statistics.stdev(values):.3f}" if len(values) > 1 else mean
 
 
 def summarize(rows: list[dict], budgets: list[str], seeds: list[int]) -> tuple[str, list[dict]]:
@@ -156,53 +216,14 @@ def main() -> None:
     params = load_params(args.params)
     fractions = sorted(args.fractions or params.data_efficiency.fractions, reverse=True)
     seeds = [params.pretrain.seed + i for i in range(args.seeds)]
-    work = Path(args.workdir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    if not (work / "data").exists():
-        (work / "data").symlink_to(Path("data").resolve())
-    os.chdir(work)  # the stages read and write artifacts/ relative to here
+    work = enter(Path(args.workdir))
     os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", "transferflow-bench")  # setup_tracking sets it by name
     setup_tracking()
-    rows: list[dict] = []
-    budgets: list[str] = []
-    minutes: dict[str, float] = {}
-    seconds_per_step = fixed_seconds = None
     with mlflow.start_run(run_name="transfer_gain") as bench_run:
         parent = bench_run.info.run_id  # every stage run is a child of this one
         mlflow.log_params({"seeds": args.seeds, "strategies": ",".join(args.strategies),
                            "fractions": ",".join(map(str, fractions)), "params": args.params})
-        prepare.main(params, parent)
-        tokenizer.main(params, parent)
-        task = load_prepared(Path("artifacts/prepare/task"))
-        plan = [(None, f"{params.pretrain.max_steps} steps")] if not args.pretrain_minutes else \
-            [(m, f"{m:g} min") for m in args.pretrain_minutes]
-        for budget_minutes, budget in plan:
-            budgets.append(budget)
-            for seed in seeds:
-                steps = None
-                if budget_minutes is not None:
-                    if seconds_per_step is None:
-                        seconds_per_step, fixed_seconds = calibrate(params, seed, parent)
-                    steps = max(10, round((budget_minutes * 60 - fixed_seconds) / seconds_per_step))
-                run_params = seeded(params, seed, steps)
-                started = time.perf_counter()
-                summary = pretrain.main(run_params, parent)
-                seconds = time.perf_counter() - started
-                minutes[budget] = summary["train_seconds"] / 60
-                print(f"[{budget}, seed {seed}] pretrained {summary['steps']} steps in {seconds:.0f} s: "
-                      f"loss {summary['loss']:.3f} (unigram {summary['unigram_entropy']:.3f}), "
-                      f"token accuracy {summary['token_accuracy']:.3f}", flush=True)
-                for fraction in fractions:
-                    names = args.strategies if fraction == 1.0 else params.data_efficiency.strategies
-                    for name in names:
-                        key = "any" if name in NO_PRETRAINING else budget
-                        if any(r["budget"] == key and r["strategy"] == name and r["fraction"] == fraction
-                               and r["seed"] == seed for r in rows):
-                            continue
-                        row = run_one(run_params, name, fraction, task) | {"budget": key, "seed": seed}
-                        print(f"  {name} @ {fraction:.0%}: test {row['test_accuracy']:.4f} "
-                              f"(validation {row['validation_accuracy']:.4f})", flush=True)
-                        rows.append(row)
+        rows, budgets, minutes, _ = measure(params, parent, seeds, args.strategies, fractions, args.pretrain_minutes)
         report, curve = summarize(rows, budgets, seeds)
         print(report)
         figures = {"rows": rows, "curve": curve, "minutes": minutes}
