@@ -101,9 +101,10 @@ def main() -> None:
                                              ["scratch", "full", "head"], fractions, [])
             results.append({"name": name, "rows": rows, "pretrained": pretrained,
                             "unigram": statistics.mean(p["unigram_entropy"] for p in pretrained)})
-            for fraction in fractions:
-                gains = [r["test_accuracy"] for r in rows if r["strategy"] == "full" and r["fraction"] == fraction]
-                mlflow.log_metric(f"full_{fraction:g}", statistics.mean(gains), step=taken)
+            acc = {(r["strategy"], r["fraction"], r["seed"]): r["test_accuracy"] for r in rows}
+            for fraction in fractions:  # step = how many changes the row has taken
+                gain = statistics.mean(acc["full", fraction, s] - acc["scratch", fraction, s] for s in seeds)
+                mlflow.log_metric(f"gain_full_vs_scratch_{fraction:g}", gain, step=taken)
         report = table(results, fractions)
         print("\n" + report)
         os.chdir(work)
