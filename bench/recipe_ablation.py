@@ -51,6 +51,12 @@ def recipe(params: Params, changes_taken: int) -> Params:
     return params
 
 
+def gains(rows: list[dict], fraction: float) -> list[float]:
+    """full − scratch test accuracy at `fraction`, paired by seed."""
+    acc = {(r["strategy"], r["seed"]): r["test_accuracy"] for r in rows if r["fraction"] == fraction}
+    return [acc["full", seed] - acc["scratch", seed] for strategy, seed in acc if strategy == "full"]
+
+
 def table(results: list[dict], fractions: list[float]) -> str:
     """One line per row: the pretraining diagnostics, then full − scratch per fraction and the probe."""
     small = [f for f in fractions if f < 1.0]
@@ -62,7 +68,7 @@ def table(results: list[dict], fractions: list[float]) -> str:
         seeds = sorted({r["seed"] for r in result["rows"]})
 
         def gain(fraction):
-            return mean_sd([acc["full", fraction, s] - acc["scratch", fraction, s] for s in seeds], signed=True)
+            return mean_sd(gains(result["rows"], fraction), signed=True)
 
         cells = [result["name"],
                  mean_sd([p["loss"] for p in result["pretrained"]]) + f" (unigram {result['unigram']:.2f})",
@@ -101,10 +107,8 @@ def main() -> None:
                                              ["scratch", "full", "head"], fractions, [])
             results.append({"name": name, "rows": rows, "pretrained": pretrained,
                             "unigram": statistics.mean(p["unigram_entropy"] for p in pretrained)})
-            acc = {(r["strategy"], r["fraction"], r["seed"]): r["test_accuracy"] for r in rows}
             for fraction in fractions:  # step = how many changes the row has taken
-                gain = statistics.mean(acc["full", fraction, s] - acc["scratch", fraction, s] for s in seeds)
-                mlflow.log_metric(f"gain_full_vs_scratch_{fraction:g}", gain, step=taken)
+                mlflow.log_metric(f"gain_full_vs_scratch_{fraction:g}", statistics.mean(gains(rows, fraction)), step=taken)
         report = table(results, fractions)
         print("\n" + report)
         os.chdir(work)
